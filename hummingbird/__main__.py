@@ -1,0 +1,5 @@
+import sys
+
+from hummingbird.cli import main
+
+sys.exit(main())

@@ -1,0 +1,211 @@
+"""Frozen ViT backbones that return patch tokens on their patch grid.
+
+``load_backbone("dino_vits16", weights="dino_deitsmall16_pretrain.pth")`` gives a
+:class:`PatchEncoder`; calling it on images ``(B, 3, H, W)`` in ``[0, 1]`` returns patch tokens
+``(B, H/p, W/p, D)`` with the CLS and register tokens removed, for any ``H, W`` divisible by the
+patch size ``p``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import timm
+import torch
+from einops import rearrange
+from timm.models.vision_transformer import VisionTransformer
+from torch import nn
+
+from hummingbird.checkpoints import file_sha256, load_into_vit
+from hummingbird.errors import CheckpointError, ConfigError, WeightsUnavailableError
+
+
+@dataclass(frozen=True)
+class BackbonePreset:
+    """A named backbone: the timm architecture and its pretrained tag."""
+
+    timm_name: str
+    description: str
+
+
+PRESETS: dict[str, BackbonePreset] = {
+    "dino_vits16": BackbonePreset("vit_small_patch16_224.dino", "DINO ViT-S/16"),
+    "dino_vits8": BackbonePreset("vit_small_patch8_224.dino", "DINO ViT-S/8"),
+    "dino_vitb16": BackbonePreset("vit_base_patch16_224.dino", "DINO ViT-B/16"),
+    "dino_vitb8": BackbonePreset("vit_base_patch8_224.dino", "DINO ViT-B/8"),
+    "dinov2_vits14": BackbonePreset("vit_small_patch14_dinov2.lvd142m", "DINOv2 ViT-S/14"),
+    "dinov2_vitb14": BackbonePreset("vit_base_patch14_dinov2.lvd142m", "DINOv2 ViT-B/14"),
+    "dinov2_vits14_reg": BackbonePreset("vit_small_patch14_reg4_dinov2.lvd142m", "DINOv2 ViT-S/14, 4 registers"),
+    "dinov2_vitb14_reg": BackbonePreset("vit_base_patch14_reg4_dinov2.lvd142m", "DINOv2 ViT-B/14, 4 registers"),
+    "clip_vitb16": BackbonePreset("vit_base_patch16_clip_224.openai", "OpenAI CLIP ViT-B/16 image tower"),
+    "mae_vitb16": BackbonePreset("vit_base_patch16_224.mae", "MAE ViT-B/16"),
+}
+
+RANDOM_WEIGHTS = "random"
+
+
+class PatchEncoder(nn.Module):
+    """A frozen timm ViT returning patch tokens ``(B, h, w, D)`` from one block.
+
+    Args:
+        model: a timm ``VisionTransformer`` created with ``dynamic_img_size=True``.
+        layer: block index whose output is returned (negative counts from the end; ``-1`` is the
+            last block). The final LayerNorm is applied to the chosen block's output.
+        name: preset or timm name, recorded in bank metadata.
+        weights_id: identifies the weights (file SHA-256, hub tag, or ``random:seed<N>``).
+    """
+
+    def __init__(self, model: VisionTransformer, layer: int = -1, name: str = "custom",
+                 weights_id: str = "unknown"):
+        super().__init__()
+        if not isinstance(model, VisionTransformer):
+            raise ConfigError(f"backbone {name!r} is a {type(model).__name__}, not a timm VisionTransformer")
+        depth = len(model.blocks)
+        if not -depth <= layer < depth:
+            raise ConfigError(f"--layer {layer} is out of range for {name} with {depth} blocks")
+        self.model = model.eval().requires_grad_(False)
+        self.layer = layer % depth
+        self.name = name
+        self.weights_id = weights_id
+        self.patch_size = int(model.patch_embed.patch_size[0])
+        self.embed_dim = int(model.embed_dim)
+        self.num_prefix_tokens = int(model.num_prefix_tokens)
+        cfg = model.pretrained_cfg or {}
+        mean, std = cfg.get("mean", (0.485, 0.456, 0.406)), cfg.get("std", (0.229, 0.224, 0.225))
+        self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
+
+    def check_input_size(self, height: int, width: int) -> None:
+        """Raise :class:`ConfigError` unless both sides are positive multiples of the patch size."""
+        p = self.patch_size
+        if height < p or width < p or height % p or width % p:
+            suggestion = max(p, round(max(height, width) / p) * p)
+            raise ConfigError(
+                f"input size {height}x{width} is not a multiple of {self.name}'s patch size {p} "
+                f"(try --input-size {suggestion})"
+            )
+
+    def normalise(self, images: torch.Tensor) -> torch.Tensor:
+        """Images ``(B, 3, H, W)`` in ``[0, 1]`` → the backbone's normalised input."""
+        return (images - self.mean) / self.std
+
+    def tokens_from_normalised(self, x: torch.Tensor) -> torch.Tensor:
+        """Normalised images ``(B, 3, H, W)`` → patch tokens ``(B, h, w, D)`` (graph kept)."""
+        h, w = x.shape[-2] // self.patch_size, x.shape[-1] // self.patch_size
+        (tokens,) = self.model.forward_intermediates(
+            x, indices=[self.layer], norm=True, stop_early=True, output_fmt="NLC", intermediates_only=True
+        )
+        return rearrange(tokens, "b (h w) d -> b h w d", h=h, w=w)
+
+    @torch.inference_mode()
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """Images ``(B, 3, H, W)`` in ``[0, 1]`` → float32 patch tokens ``(B, H/p, W/p, D)``."""
+        self.check_input_size(images.shape[-2], images.shape[-1])
+        with autocast_for(images.device):
+            tokens = self.tokens_from_normalised(self.normalise(images))
+        return tokens.float()
+
+    def metadata(self) -> dict:
+        """What a memory bank must record to be reused with this encoder."""
+        return {
+            "backbone": self.name,
+            "weights": self.weights_id,
+            "layer": self.layer,
+            "patch_size": self.patch_size,
+            "embed_dim": self.embed_dim,
+        }
+
+
+def autocast_for(device: torch.device) -> contextlib.AbstractContextManager:
+    """bf16 (or fp16 where bf16 is unsupported) autocast on CUDA; fp32 elsewhere."""
+    if device.type == "cuda":
+        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.autocast("cuda", dtype=dtype)
+    return contextlib.nullcontext()
+
+
+def resolve_timm_name(name: str) -> str:
+    """Preset name or ``timm:<model_name>`` → a timm model name (with pretrained tag)."""
+    if name in PRESETS:
+        return PRESETS[name].timm_name
+    if name.startswith("timm:"):
+        return name[len("timm:"):]
+    known = ", ".join(sorted(PRESETS))
+    raise ConfigError(f"unknown backbone {name!r}; use one of {known}, or timm:<model name>")
+
+
+def load_backbone(name: str, weights: str | Path | None = None, layer: int = -1, seed: int = 0,
+                  **model_kwargs) -> PatchEncoder:
+    """Build a frozen :class:`PatchEncoder`.
+
+    Args:
+        name: a key of :data:`PRESETS` or ``timm:<model name>``.
+        weights: a local checkpoint path (DINO/DINOv2/MAE/CLIP official ``.pth`` or timm
+            ``.safetensors``/``.pth``); ``"random"`` for a seeded random init (tests, speed
+            benchmarks); ``None`` for timm's pretrained weights from the local Hugging Face cache or,
+            when online, a download.
+        layer: block whose output is returned (``-1``: last).
+        seed: seed of the random init when ``weights == "random"``.
+        model_kwargs: passed to ``timm.create_model`` (e.g. ``depth=2`` for tiny test models).
+    """
+    timm_name = resolve_timm_name(name)
+    kwargs = dict(num_classes=0, dynamic_img_size=True, **model_kwargs)
+    if weights is None:
+        model = _create_pretrained(name, timm_name, kwargs)
+        weights_id = f"timm:{timm_name}"
+    elif str(weights) == RANDOM_WEIGHTS:
+        with torch.random.fork_rng():
+            torch.manual_seed(seed)
+            model = _create(timm_name, kwargs)
+        weights_id = f"random:seed{seed}"
+    else:
+        model = _create(timm_name, kwargs)
+        load_into_vit(model, weights)
+        weights_id = f"sha256:{file_sha256(weights)}"
+    return PatchEncoder(model, layer=layer, name=name, weights_id=weights_id)
+
+
+def _create(timm_name: str, kwargs: dict) -> VisionTransformer:
+    try:
+        return timm.create_model(timm_name, pretrained=False, **kwargs)
+    except RuntimeError as exc:
+        raise ConfigError(f"timm cannot build {timm_name!r}: {exc}") from exc
+
+
+def _create_pretrained(name: str, timm_name: str, kwargs: dict) -> VisionTransformer:
+    hint = (f"pass a local checkpoint with --weights PATH (official DINO/DINOv2/MAE/CLIP .pth or timm "
+            f".safetensors for {timm_name}), or set HUMMINGBIRD_WEIGHTS")
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
+        if not _in_hf_cache(timm_name):
+            raise WeightsUnavailableError(f"no pretrained weights for {name} in the local cache and "
+                                          f"HF_HUB_OFFLINE is set; {hint}")
+    try:
+        return timm.create_model(timm_name, pretrained=True, **kwargs)
+    except Exception as exc:  # network down, hub unreachable, cache miss
+        raise WeightsUnavailableError(f"cannot obtain pretrained weights for {name} "
+                                      f"({type(exc).__name__}); {hint}") from exc
+
+
+def _in_hf_cache(timm_name: str) -> bool:
+    """Whether timm's Hugging Face weights for ``timm_name`` are already downloaded."""
+    from huggingface_hub import try_to_load_from_cache
+
+    cfg = timm.models.get_pretrained_cfg(timm_name)
+    if cfg is None or not cfg.hf_hub_id:
+        return False
+    hub_id = cfg.hf_hub_id.split("@")[0]
+    filenames = [cfg.hf_hub_filename] if cfg.hf_hub_filename else ["model.safetensors", "pytorch_model.bin",
+                                                                  "open_clip_pytorch_model.bin"]
+    return any(isinstance(try_to_load_from_cache(hub_id, f), str) for f in filenames)
+
+
+def encoder_from_weights_file(name: str, weights: str | Path | None, layer: int = -1) -> PatchEncoder:
+    """CLI helper: ``load_backbone`` that also honours ``HUMMINGBIRD_WEIGHTS`` when no path is given."""
+    if weights is None and os.environ.get("HUMMINGBIRD_WEIGHTS"):
+        weights = os.environ["HUMMINGBIRD_WEIGHTS"]
+    if weights is not None and str(weights) != RANDOM_WEIGHTS and not Path(weights).is_file():
+        raise CheckpointError(f"{weights}: weights file not found")
+    return load_backbone(name, weights=weights, layer=layer)

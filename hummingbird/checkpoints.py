@@ -1,0 +1,108 @@
+"""Local checkpoint files: read them, hash them, and map their keys onto a timm ViT.
+
+Accepted layouts: official DINO ``.pth`` (bare state dict, or a full training checkpoint with
+``teacher``/``student`` entries and ``module.``/``backbone.`` prefixes), official DINOv2 ``.pth``,
+official MAE ``.pth`` (``{"model": ...}``), OpenAI CLIP image towers, and timm
+``.safetensors``/``.pth``/``.bin``. Key conversion of third-party layouts is delegated to timm's
+own ``checkpoint_filter_fn``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import torch
+from timm.models.vision_transformer import VisionTransformer, checkpoint_filter_fn
+
+from hummingbird.errors import CheckpointError
+
+# Keys that belong to training heads or masking, never to the frozen feature extractor.
+_IGNORED_PREFIXES = ("head.", "fc_norm.", "mask_token", "decoder", "dino_head", "ibot_head")
+_WRAPPER_PREFIXES = ("module.", "backbone.", "encoder.")
+
+
+def file_sha256(path: str | Path, chunk_bytes: int = 1 << 22) -> str:
+    """Hex SHA-256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(chunk_bytes):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """Read a checkpoint file into a flat ``{name: tensor}`` dict (no key mapping yet)."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: weights file not found")
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            raw = load_file(str(path))
+        else:
+            raw = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as exc:  # corrupt, truncated, or not a checkpoint at all
+        raise CheckpointError(f"{path}: cannot read weights file ({type(exc).__name__}: {exc})") from exc
+    return _unwrap(raw, path)
+
+
+def _unwrap(raw: object, path: Path) -> dict[str, torch.Tensor]:
+    """Peel training-checkpoint wrappers (teacher/model/state_dict) and module prefixes."""
+    for wrapper in ("teacher", "model", "state_dict", "model_ema"):
+        if isinstance(raw, dict) and wrapper in raw and isinstance(raw[wrapper], dict):
+            raw = raw[wrapper]
+            break
+    if not isinstance(raw, dict) or not raw or not all(isinstance(v, torch.Tensor) for v in raw.values()):
+        raise CheckpointError(f"{path}: not a state dict of tensors")
+    state = dict(raw)
+    changed = True
+    while changed:  # strip stacked prefixes such as "module.backbone."
+        changed = False
+        for prefix in _WRAPPER_PREFIXES:
+            if all(k.startswith(prefix) or k.startswith(_IGNORED_PREFIXES) for k in state):
+                state = {k[len(prefix):] if k.startswith(prefix) else k: v for k, v in state.items()}
+                changed = True
+    return state
+
+
+def load_into_vit(model: VisionTransformer, path: str | Path) -> None:
+    """Load a checkpoint file into ``model`` in place, strictly on the backbone's parameters.
+
+    Raises :class:`CheckpointError` naming the file and listing missing/unexpected keys or
+    shape mismatches (e.g. a ViT-B checkpoint given to a ViT-S preset).
+    """
+    path = Path(path)
+    state = read_state_dict(path)
+    try:
+        state = checkpoint_filter_fn(state, model)
+    except Exception as exc:
+        raise CheckpointError(f"{path}: cannot map weights onto {type(model).__name__} ({exc})") from exc
+    state = {k: v for k, v in state.items() if not k.startswith(_IGNORED_PREFIXES)}
+    own = model.state_dict()
+    own_keys = {k for k in own if not k.startswith(_IGNORED_PREFIXES)}
+    missing = sorted(own_keys - state.keys())
+    unexpected = sorted(state.keys() - own_keys)
+    wrong_shape = sorted(
+        f"{k} {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
+        for k in own_keys & state.keys()
+        if state[k].shape != own[k].shape
+    )
+    if missing or unexpected or wrong_shape:
+        parts = []
+        if missing:
+            parts.append(f"missing keys ({len(missing)}): {_preview(missing)}")
+        if unexpected:
+            parts.append(f"unexpected keys ({len(unexpected)}): {_preview(unexpected)}")
+        if wrong_shape:
+            parts.append(f"shape mismatches ({len(wrong_shape)}): {_preview(wrong_shape)}")
+        raise CheckpointError(
+            f"{path}: weights do not fit this backbone (is it another architecture?); " + "; ".join(parts)
+        )
+    model.load_state_dict(state, strict=False)
+
+
+def _preview(items: list[str], limit: int = 8) -> str:
+    shown = ", ".join(items[:limit])
+    return shown + (f", ... (+{len(items) - limit} more)" if len(items) > limit else "")

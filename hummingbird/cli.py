@@ -1,0 +1,277 @@
+"""``hummingbird`` command line: build-memory, evaluate, segment."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from hummingbird import __version__
+from hummingbird.backbones import PRESETS, RANDOM_WEIGHTS, encoder_from_weights_file
+from hummingbird.datasets import DEFAULT_SPLITS, IMAGE_SUFFIXES, load_dataset
+from hummingbird.errors import ConfigError, HummingbirdError
+from hummingbird.features import TokenFeatures
+from hummingbird.memory import MemoryBank
+from hummingbird.palettes import palette_for
+from hummingbird.pipeline import LoaderOptions, build_memory_bank, evaluate, make_decoder
+from hummingbird.results import format_scores, write_json
+from hummingbird.transforms import EvalResize, MemoryAugment
+
+DEFAULT_INPUT_SIZE = {14: 504, 8: 512, 16: 512}
+
+
+# ----------------------------------------------------------------------------- argument groups
+
+def _add_backbone_args(p: argparse.ArgumentParser, required: bool) -> None:
+    g = p.add_argument_group("backbone")
+    g.add_argument("--backbone", required=required, default=None,
+                   help=f"preset ({', '.join(PRESETS)}) or timm:<model name>"
+                        + ("" if required else "; default: the bank's"))
+    g.add_argument("--weights", default=None,
+                   help="local checkpoint (official DINO/DINOv2/MAE/CLIP .pth, timm .safetensors); "
+                        f"'{RANDOM_WEIGHTS}' for a seeded random init; default: $HUMMINGBIRD_WEIGHTS, "
+                        "else timm's pretrained weights (cache or download)")
+    g.add_argument("--layer", type=int, default=None, help="block whose tokens are used (default: last)")
+
+
+def _add_runtime_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("runtime")
+    g.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ... (default: cuda if available)")
+    g.add_argument("--batch-size", type=int, default=8)
+    g.add_argument("--num-workers", type=int, default=2, help="data-loading processes")
+    g.add_argument("--input-size", type=int, default=None,
+                   help="square input side in pixels (default: 512, or 504 for /14 backbones; a bank's own)")
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+
+def _add_dataset_args(p: argparse.ArgumentParser, split_help: str) -> None:
+    g = p.add_argument_group("dataset")
+    g.add_argument("--dataset", choices=("voc", "ade20k", "folder"), required=True)
+    g.add_argument("--data-root", required=True, help="dataset folder (see data/README.md for layouts)")
+    g.add_argument("--split", default=None, help=split_help)
+    g.add_argument("--num-classes", type=int, default=None, help="folder datasets without classes.txt")
+
+
+def _add_memory_args(p: argparse.ArgumentParser, prefix: str = "") -> None:
+    g = p.add_argument_group("memory bank")
+    g.add_argument(f"--{prefix}fileset", default=None, help="text file of training ids to use (data-efficient runs)")
+    g.add_argument("--memory-size", type=int, default=None,
+                   help="patches kept, class-balanced per image (default: every labelled patch)")
+    g.add_argument("--augmentation-epochs", type=int, default=1, help="augmented passes over the images")
+    g.add_argument("--no-augment", action="store_true", help="plain resize instead of crop/flip/jitter")
+    g.add_argument("--fp16", action="store_true", help="store features as float16")
+
+
+def _add_decoder_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("decoder")
+    g.add_argument("--k", type=int, default=30, help="neighbours per patch")
+    g.add_argument("--temperature", type=float, default=0.02, help="softmax temperature")
+    g.add_argument("--index", default="Flat", help="faiss factory string: Flat (exact), IVF4096,PQ64, HNSW32, ...")
+    g.add_argument("--nprobe", type=int, default=64, help="IVF lists searched per query")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hummingbird", description=(
+        "In-context dense scene understanding with a frozen ViT: build a memory bank of patch features "
+        "from annotated images, label new images by attention over nearest memory patches."))
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("build-memory", help="annotated images → memory bank file",
+                       description="Encode a training split into a memory bank (.safetensors).")
+    _add_dataset_args(p, "training split (default: trainaug for voc, training for ade20k, train for folder)")
+    _add_memory_args(p)
+    _add_backbone_args(p, required=True)
+    _add_runtime_args(p)
+    p.add_argument("--out", required=True, help="bank file to write (.safetensors)")
+
+    p = sub.add_parser("evaluate", help="memory bank + labelled split → mIoU JSON and per-class table",
+                       description="Evaluate the Hummingbird decoder on a labelled split. Give --bank, or "
+                                   "--train-split to build the memory first.")
+    _add_dataset_args(p, "evaluation split (default: val for voc, validation for ade20k, val for folder)")
+    p.add_argument("--bank", default=None, help="memory bank file from build-memory")
+    p.add_argument("--train-split", default=None, help="build the memory from this split instead of --bank")
+    p.add_argument("--save-bank", default=None, help="with --train-split: also write the bank here")
+    _add_memory_args(p, prefix="train-")
+    p.add_argument("--fileset", default=None, help="text file of evaluation ids to use")
+    _add_backbone_args(p, required=False)
+    _add_decoder_args(p)
+    _add_runtime_args(p)
+    p.add_argument("--out", default="results.json", help="JSON results file (default: results.json)")
+
+    p = sub.add_parser("segment", help="memory bank + images → label PNGs and colour overlays",
+                       description="Segment images (files or folders) with a memory bank.")
+    p.add_argument("--bank", required=True, help="memory bank file from build-memory")
+    p.add_argument("--images", nargs="+", required=True, help="image files or folders")
+    p.add_argument("--out-dir", required=True, help="folder for <name>.png labels, <name>_overlay.jpg, summary.json")
+    p.add_argument("--alpha", type=float, default=0.5, help="overlay opacity of the label colours")
+    _add_backbone_args(p, required=False)
+    _add_decoder_args(p)
+    _add_runtime_args(p)
+    return parser
+
+
+# ----------------------------------------------------------------------------- shared steps
+
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"--device {name}: CUDA is not available on this machine")
+    return torch.device(name)
+
+
+def _features(args, bank_meta: dict | None = None) -> TokenFeatures:
+    """Feature source from --backbone/--weights/--layer, defaulting to what a bank was built with."""
+    meta = bank_meta or {}
+    name = args.backbone or meta.get("backbone")
+    if name is None:
+        raise ConfigError("--backbone is required (no bank to take it from)")
+    weights = args.weights
+    if weights is None and str(meta.get("weights", "")).startswith("random:"):
+        weights = RANDOM_WEIGHTS
+    layer = args.layer if args.layer is not None else meta.get("layer", -1)
+    encoder = encoder_from_weights_file(name, weights, layer=layer)
+    return TokenFeatures(encoder).to(_device(args.device))
+
+
+def _input_size(args, features: TokenFeatures, bank_meta: dict | None = None) -> int:
+    size = args.input_size or (bank_meta or {}).get("input_size") or DEFAULT_INPUT_SIZE.get(features.patch_size, 512)
+    features.encoder.check_input_size(size, size)
+    return size
+
+
+def _opts(args) -> LoaderOptions:
+    return LoaderOptions(batch_size=args.batch_size, num_workers=args.num_workers,
+                         device=str(_device(args.device)), progress=not args.no_progress)
+
+
+def _build(args, features: TokenFeatures, size: int, split: str, fileset: str | None) -> MemoryBank:
+    transform = EvalResize(size) if args.no_augment else MemoryAugment(size)
+    dataset = load_dataset(args.dataset, args.data_root, split, transform, seed=args.seed, fileset=fileset,
+                           **({"num_classes": args.num_classes} if args.dataset == "folder" else {}))
+    print(f"memory: {len(dataset)} images of {dataset.root} [{split}], {dataset.num_classes} classes", file=sys.stderr)
+    return build_memory_bank(features, dataset, size, memory_size=args.memory_size,
+                             augmentation_epochs=args.augmentation_epochs, seed=args.seed, fp16=args.fp16,
+                             opts=_opts(args))
+
+
+# ----------------------------------------------------------------------------- commands
+
+def cmd_build_memory(args) -> int:
+    torch.manual_seed(args.seed)
+    features = _features(args)
+    size = _input_size(args, features)
+    split = args.split or DEFAULT_SPLITS[args.dataset][0]
+    bank = _build(args, features, size, split, args.fileset)
+    bank.save(args.out)
+    print(f"wrote {args.out}: {len(bank)} patches x {bank.dim} dims, {bank.num_classes} classes")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    torch.manual_seed(args.seed)
+    if (args.bank is None) == (args.train_split is None):
+        raise ConfigError("give exactly one of --bank BANK or --train-split SPLIT")
+    if args.bank:
+        bank = MemoryBank.load(args.bank)
+        features = _features(args, bank.metadata)
+        size = _input_size(args, features, bank.metadata)
+        bank.check_compatible(dict(features.metadata(), input_size=size), source=args.bank)
+    else:
+        features = _features(args)
+        size = _input_size(args, features)
+        bank = _build(args, features, size, args.train_split, args.train_fileset)
+        if args.save_bank:
+            bank.save(args.save_bank)
+    split = args.split or DEFAULT_SPLITS[args.dataset][1]
+    dataset = load_dataset(args.dataset, args.data_root, split, EvalResize(size), fileset=args.fileset,
+                           **({"num_classes": bank.num_classes} if args.dataset == "folder" else {}))
+    if list(dataset.class_names) != bank.class_names:
+        raise ConfigError(f"{dataset.root}: evaluation classes differ from the bank's ({dataset.num_classes} vs "
+                          f"{bank.num_classes} classes)")
+    decoder = make_decoder(bank, k=args.k, temperature=args.temperature, index_spec=args.index,
+                           nprobe=args.nprobe, seed=args.seed)
+    result = evaluate(features, decoder, dataset, _opts(args))
+    payload = {
+        "config": {"dataset": args.dataset, "data_root": str(dataset.root), "split": dataset.split,
+                   "fileset": args.fileset, "k": args.k, "temperature": args.temperature, "index": args.index,
+                   "nprobe": args.nprobe, "input_size": size, "seed": args.seed},
+        "bank": {k: v for k, v in bank.metadata.items() if k != "image_ids"},
+        **result,
+    }
+    write_json(args.out, payload)
+    print(format_scores(result))
+    print(f"\nwrote {args.out}")
+    return 0
+
+
+def _image_files(paths: list[str]) -> list[Path]:
+    files = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            files.extend(sorted(q for q in p.iterdir() if q.suffix.lower() in IMAGE_SUFFIXES))
+        elif p.is_file():
+            files.append(p)
+        else:
+            raise ConfigError(f"{p}: no such image file or folder")
+    if not files:
+        raise ConfigError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {' '.join(paths)}")
+    return files
+
+
+def cmd_segment(args) -> int:
+    from tqdm.auto import tqdm
+
+    bank = MemoryBank.load(args.bank)
+    features = _features(args, bank.metadata)
+    size = _input_size(args, features, bank.metadata)
+    bank.check_compatible(dict(features.metadata(), input_size=size), source=args.bank)
+    decoder = make_decoder(bank, k=args.k, temperature=args.temperature, index_spec=args.index, nprobe=args.nprobe)
+    palette = palette_for(bank.metadata.get("dataset", "folder"), bank.num_classes)
+    names = bank.class_names
+    out_dir = Path(args.out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    resize = EvalResize(size)
+    summary = {}
+    for path in tqdm(_image_files(args.images), desc="segment", disable=args.no_progress, unit="img"):
+        try:
+            with Image.open(path) as img:
+                image = img.convert("RGB")
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read image ({exc})") from exc
+        tensor, _ = resize(image, np.zeros((image.height, image.width), dtype=np.int64))
+        dist = decoder.patch_distributions(features(tensor[None].to(features.encoder.mean.device)).cpu())
+        labels = decoder.upsample(dist, (image.height, image.width))[0].numpy().astype(np.uint8)
+        label_img = Image.fromarray(labels, mode="P")
+        label_img.putpalette(palette.flatten().tolist())
+        label_img.save(out_dir / f"{path.stem}.png")
+        colour = palette[labels].astype(np.float32)
+        overlay = (1 - args.alpha) * np.asarray(image, dtype=np.float32) + args.alpha * colour
+        Image.fromarray(overlay.round().astype(np.uint8)).save(out_dir / f"{path.stem}_overlay.jpg", quality=92)
+        counts = np.bincount(labels.ravel(), minlength=bank.num_classes)
+        summary[path.name] = {names[c]: round(float(counts[c] / labels.size), 4) for c in np.nonzero(counts)[0]}
+    write_json(out_dir / "summary.json", {"bank": args.bank, "input_size": size, "class_fractions": summary})
+    print(f"wrote {len(summary)} label maps and overlays to {out_dir}")
+    return 0
+
+
+COMMANDS = {"build-memory": cmd_build_memory, "evaluate": cmd_evaluate, "segment": cmd_segment}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except HummingbirdError as exc:
+        print(f"hummingbird {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

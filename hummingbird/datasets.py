@@ -1,0 +1,283 @@
+"""Segmentation datasets: Pascal VOC 2012, ADE20K, and a generic images/ + masks/ folder.
+
+Every dataset yields ``{"image": (3, S, S) float, "mask": (S, S) int64, "index": int, "id": str}``
+after its paired transform; mask values are class indices in ``[0, num_classes)`` or
+``IGNORE_INDEX`` (255).
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+
+from hummingbird.classes import ADE20K_CLASSES, VOC_CLASSES
+from hummingbird.errors import DatasetError
+
+IGNORE_INDEX = 255
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+
+PairedTransform = Callable[[Image.Image, np.ndarray, int], tuple[torch.Tensor, torch.Tensor]]
+
+
+@dataclass(frozen=True)
+class SampleFiles:
+    """One annotated image on disk."""
+
+    id: str
+    image: Path
+    mask: Path | None
+
+
+class SegmentationDataset(torch.utils.data.Dataset):
+    """A list of image/mask files, a class list, and a paired transform.
+
+    ``seed`` and ``epoch`` fix each sample's augmentation: sample ``i`` of epoch ``e`` always gets
+    the same random crop, whatever the batch size or number of loader workers.
+    """
+
+    name = "folder"
+
+    def __init__(self, root: Path, split: str, samples: Sequence[SampleFiles], class_names: Sequence[str],
+                 transform: PairedTransform | None = None, seed: int = 0):
+        if not samples:
+            raise DatasetError(f"{root}: split {split!r} has no images")
+        self.root, self.split = Path(root), split
+        self.samples = list(samples)
+        self.class_names = tuple(class_names)
+        self.transform = transform
+        self.seed, self.epoch = seed, 0
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def decode_mask(self, raw: np.ndarray) -> np.ndarray:
+        """Raw mask file values → class indices with ``IGNORE_INDEX`` (identity by default)."""
+        return raw
+
+    def read_image(self, index: int) -> Image.Image:
+        path = self.samples[index].image
+        try:
+            with Image.open(path) as img:
+                return img.convert("RGB")
+        except (OSError, SyntaxError) as exc:
+            raise DatasetError(f"{path}: cannot read image ({exc})") from exc
+
+    def read_mask(self, index: int) -> np.ndarray:
+        """Mask ``(H, W)`` int64 of class indices and ``IGNORE_INDEX``."""
+        path = self.samples[index].mask
+        if path is None:
+            raise DatasetError(f"{self.samples[index].image}: no mask for this image")
+        try:
+            with Image.open(path) as img:
+                raw = np.array(img)
+        except (OSError, SyntaxError) as exc:
+            raise DatasetError(f"{path}: cannot read mask ({exc})") from exc
+        if raw.ndim != 2:
+            raise DatasetError(f"{path}: mask has {raw.ndim} dimensions (an RGB colour mask?); "
+                               f"expected a single-channel PNG of class indices")
+        return self.decode_mask(raw.astype(np.int64))
+
+    def sample_seed(self, index: int) -> int:
+        """Seed of sample ``index``'s augmentation in the current epoch."""
+        return zlib.crc32(f"{self.seed}/{self.epoch}/{index}".encode())
+
+    def __getitem__(self, index: int) -> dict:
+        image, mask = self.read_image(index), self.read_mask(index)
+        if mask.shape != (image.height, image.width):
+            raise DatasetError(f"{self.samples[index].mask}: mask is {mask.shape[1]}x{mask.shape[0]} but its "
+                               f"image is {image.width}x{image.height}")
+        if self.transform is None:
+            image_t = torch.from_numpy(np.asarray(image).copy()).permute(2, 0, 1).float() / 255
+            mask_t = torch.from_numpy(mask)
+        else:
+            image_t, mask_t = self.transform(image, mask, self.sample_seed(index))
+        return {"image": image_t, "mask": mask_t, "index": index, "id": self.samples[index].id}
+
+    def subset(self, ids: Sequence[str], source: str = "file set") -> "SegmentationDataset":
+        """The same dataset restricted to ``ids`` (in the order given)."""
+        by_id = {s.id: s for s in self.samples}
+        missing = [i for i in ids if i not in by_id]
+        if missing:
+            raise DatasetError(f"{source}: {len(missing)} ids are not in split {self.split!r} of {self.root}: "
+                               f"{', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}")
+        clone = object.__new__(type(self))
+        clone.__dict__.update(self.__dict__)
+        clone.samples = [by_id[i] for i in ids]
+        return clone
+
+
+class VOCSegmentation(SegmentationDataset):
+    """Pascal VOC 2012 segmentation: splits ``train``, ``val``, ``trainval`` (SegmentationClass) and
+    ``trainaug`` (SBD-augmented SegmentationClassAug); 21 classes, 255 on boundaries ignored."""
+
+    name = "voc"
+
+    def __init__(self, root: str | Path, split: str = "train", transform: PairedTransform | None = None,
+                 seed: int = 0):
+        voc = _find_voc_root(Path(root))
+        ids_file = _first_existing(voc, _VOC_SPLIT_FILES.get(split, [f"ImageSets/Segmentation/{split}.txt"]))
+        if ids_file is None:
+            raise DatasetError(f"{voc}: no list for split {split!r} (looked for "
+                               f"{', '.join(_VOC_SPLIT_FILES.get(split, [f'ImageSets/Segmentation/{split}.txt']))})")
+        mask_dirs = ["SegmentationClassAug"] if split == "trainaug" else ["SegmentationClass", "SegmentationClassAug"]
+        mask_dir = next((voc / d for d in mask_dirs if (voc / d).is_dir()), None)
+        if mask_dir is None:
+            raise DatasetError(f"{voc}: no mask folder ({' or '.join(mask_dirs)}) for split {split!r}")
+        samples = [SampleFiles(i, voc / "JPEGImages" / f"{i}.jpg", mask_dir / f"{i}.png")
+                   for i in read_id_list(ids_file)]
+        _require_files(samples, voc)
+        super().__init__(voc, split, samples, VOC_CLASSES, transform, seed)
+
+
+_VOC_SPLIT_FILES = {
+    "trainaug": ["ImageSets/SegmentationAug/trainaug.txt", "ImageSets/Segmentation/trainaug.txt",
+                 "ImageSets/Segmentation/train_aug.txt", "ImageSets/SegmentationAug/train_aug.txt"],
+}
+
+
+def _find_voc_root(root: Path) -> Path:
+    for candidate in (root, root / "VOC2012", root / "VOCdevkit" / "VOC2012"):
+        if (candidate / "JPEGImages").is_dir():
+            return candidate
+    raise DatasetError(f"{root}: not a Pascal VOC 2012 folder (no JPEGImages/ here, in VOC2012/ or in "
+                       f"VOCdevkit/VOC2012/); see data/README.md")
+
+
+class ADE20KSegmentation(SegmentationDataset):
+    """ADE20K SceneParsing (ADEChallengeData2016): 150 classes; raw 0 ("other") becomes 255 and
+    labels shift down by one, as in mmsegmentation (``reduce_zero_label``)."""
+
+    name = "ade20k"
+    _SPLITS = {"train": "training", "training": "training", "val": "validation", "validation": "validation"}
+
+    def __init__(self, root: str | Path, split: str = "training", transform: PairedTransform | None = None,
+                 seed: int = 0):
+        ade = _find_ade_root(Path(root))
+        if split not in self._SPLITS:
+            raise DatasetError(f"{ade}: unknown ADE20K split {split!r}; use training or validation")
+        folder = self._SPLITS[split]
+        samples = [SampleFiles(p.stem, p, ade / "annotations" / folder / f"{p.stem}.png")
+                   for p in sorted((ade / "images" / folder).glob("*.jpg"))]
+        _require_files(samples, ade)
+        super().__init__(ade, folder, samples, ADE20K_CLASSES, transform, seed)
+
+    def decode_mask(self, raw: np.ndarray) -> np.ndarray:
+        return np.where(raw == 0, IGNORE_INDEX, raw - 1)
+
+
+def _find_ade_root(root: Path) -> Path:
+    for candidate in (root, root / "ADEChallengeData2016"):
+        if (candidate / "images").is_dir() and (candidate / "annotations").is_dir():
+            return candidate
+    raise DatasetError(f"{root}: not an ADEChallengeData2016 folder (no images/ and annotations/); "
+                       f"see data/README.md")
+
+
+class FolderSegmentation(SegmentationDataset):
+    """A user's folder: ``images/`` and ``masks/`` (PNG of class indices, same stem as the image,
+    255 ignored), optional ``classes.txt`` (one name per line, line i is class i), optional split
+    lists ``splits/<split>.txt`` or ``ImageSets/Segmentation/<split>.txt``, or split subfolders
+    ``images/<split>/`` and ``masks/<split>/``. Split ``all`` takes every image."""
+
+    name = "folder"
+
+    def __init__(self, root: str | Path, split: str = "all", transform: PairedTransform | None = None,
+                 seed: int = 0, num_classes: int | None = None, require_masks: bool = True):
+        root = Path(root)
+        if not root.is_dir():
+            raise DatasetError(f"{root}: dataset folder does not exist")
+        image_dir, mask_dir = root / "images", root / "masks"
+        if split != "all" and (image_dir / split).is_dir():
+            image_dir, mask_dir = image_dir / split, mask_dir / split
+        if not image_dir.is_dir():
+            raise DatasetError(f"{root}: no images/ folder")
+        images = {p.stem: p for p in sorted(image_dir.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES}
+        if not images:
+            raise DatasetError(f"{image_dir}: no images ({', '.join(IMAGE_SUFFIXES)})")
+        ids = sorted(images)
+        if split != "all" and image_dir == root / "images":
+            ids_file = _first_existing(root, [f"splits/{split}.txt", f"ImageSets/Segmentation/{split}.txt",
+                                              f"ImageSets/{split}.txt"])
+            if ids_file is None:
+                raise DatasetError(f"{root}: no list for split {split!r} (splits/{split}.txt, "
+                                   f"ImageSets/Segmentation/{split}.txt) and no images/{split}/ folder")
+            ids = read_id_list(ids_file)
+            unknown = [i for i in ids if i not in images]
+            if unknown:
+                raise DatasetError(f"{ids_file}: {len(unknown)} ids have no image in {image_dir}: "
+                                   f"{', '.join(unknown[:5])}")
+        samples = [SampleFiles(i, images[i], (mask_dir / f"{i}.png") if (mask_dir / f"{i}.png").is_file() else None)
+                   for i in ids]
+        if require_masks:
+            without = [s.image.name for s in samples if s.mask is None]
+            if without:
+                raise DatasetError(f"{mask_dir}: {len(without)} images have no mask <id>.png: "
+                                   f"{', '.join(without[:5])}{' ...' if len(without) > 5 else ''}")
+        class_names = _folder_class_names(root, samples, num_classes)
+        super().__init__(root, split, samples, class_names, transform, seed)
+
+
+def _folder_class_names(root: Path, samples: Sequence[SampleFiles], num_classes: int | None) -> list[str]:
+    names_file = root / "classes.txt"
+    if names_file.is_file():
+        names = [line.strip() for line in names_file.read_text().splitlines() if line.strip()]
+        if num_classes is not None and num_classes != len(names):
+            raise DatasetError(f"{names_file}: lists {len(names)} classes but --num-classes is {num_classes}")
+        return names
+    if num_classes is None:  # infer from the masks: the largest index that is not ignored
+        largest = 0
+        for s in samples:
+            if s.mask is not None:
+                values = np.unique(np.array(Image.open(s.mask)))
+                values = values[values != IGNORE_INDEX]
+                largest = max(largest, int(values.max()) if values.size else 0)
+        num_classes = largest + 1
+    return [f"class_{i}" for i in range(num_classes)]
+
+
+def read_id_list(path: str | Path) -> list[str]:
+    """Ids from a text file, one per line (first whitespace-separated field; blank lines skipped)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DatasetError(f"{path}: id list not found")
+    ids = [line.split()[0] for line in path.read_text().splitlines() if line.strip()]
+    if not ids:
+        raise DatasetError(f"{path}: id list is empty")
+    return [Path(i).stem if "/" in i else i for i in ids]
+
+
+def _first_existing(root: Path, relative: Sequence[str]) -> Path | None:
+    return next((root / r for r in relative if (root / r).is_file()), None)
+
+
+def _require_files(samples: Sequence[SampleFiles], root: Path) -> None:
+    missing = [str(p) for s in samples for p in (s.image, s.mask) if p is not None and not p.is_file()]
+    if missing:
+        raise DatasetError(f"{root}: {len(missing)} listed files are missing: {', '.join(missing[:3])}"
+                           f"{' ...' if len(missing) > 3 else ''}")
+
+
+DATASETS = {"voc": VOCSegmentation, "ade20k": ADE20KSegmentation, "folder": FolderSegmentation}
+DEFAULT_SPLITS = {"voc": ("trainaug", "val"), "ade20k": ("training", "validation"), "folder": ("train", "val")}
+
+
+def load_dataset(kind: str, root: str | Path, split: str, transform: PairedTransform | None = None,
+                 seed: int = 0, fileset: str | Path | None = None, **kwargs) -> SegmentationDataset:
+    """Open a dataset by kind (``voc``, ``ade20k``, ``folder``), optionally restricted to the ids of a
+    file-set list (one id per line)."""
+    if kind not in DATASETS:
+        raise DatasetError(f"unknown dataset kind {kind!r}; use one of {', '.join(DATASETS)}")
+    dataset = DATASETS[kind](root, split, transform=transform, seed=seed, **kwargs)
+    if fileset is not None:
+        dataset = dataset.subset(read_id_list(fileset), source=str(fileset))
+    return dataset

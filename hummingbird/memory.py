@@ -1,0 +1,102 @@
+"""The memory bank: L2-normalised patch features, their soft labels, and where they came from.
+
+A bank is one ``.safetensors`` file: tensors ``features (N, D)``, ``labels (N, C)`` and
+``sources (N, 3)`` (image index in the dataset, patch row, patch column), plus a JSON metadata
+record of everything needed to reuse it (backbone, weights hash, input and patch size, feature
+kind, dataset, classes, seed). Files are written to a temporary name and renamed into place.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from hummingbird.errors import BankError
+
+FORMAT_VERSION = 1
+# Metadata fields that must agree between a bank and the pipeline that queries it.
+COMPATIBILITY_FIELDS = ("backbone", "weights", "layer", "patch_size", "feature_kind", "feature_dim", "input_size")
+
+
+@dataclass
+class MemoryBank:
+    """Patch features ``(N, D)``, label distributions ``(N, C)``, sources ``(N, 3)`` int32 and metadata."""
+
+    features: torch.Tensor
+    labels: torch.Tensor
+    sources: torch.Tensor
+    metadata: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        n = self.features.shape[0]
+        if self.labels.shape[0] != n or self.sources.shape[0] != n:
+            raise BankError(f"bank rows disagree: {n} features, {self.labels.shape[0]} labels, "
+                            f"{self.sources.shape[0]} sources")
+
+    def __len__(self) -> int:
+        return self.features.shape[0]
+
+    @property
+    def dim(self) -> int:
+        return self.features.shape[1]
+
+    @property
+    def num_classes(self) -> int:
+        return self.labels.shape[1]
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(self.metadata.get("class_names") or [f"class_{i}" for i in range(self.num_classes)])
+
+    def save(self, path: str | Path) -> Path:
+        """Write the bank atomically (temporary file, then rename)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        meta = dict(self.metadata, format_version=FORMAT_VERSION, num_patches=len(self))
+        tensors = {"features": self.features.contiguous(), "labels": self.labels.contiguous(),
+                   "sources": self.sources.contiguous()}
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
+        try:
+            save_file(tensors, tmp, metadata={"hummingbird": json.dumps(meta, sort_keys=True)})
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> "MemoryBank":
+        """Read a bank file; raises :class:`BankError` naming the file if it is missing or unreadable."""
+        path = Path(path)
+        if not path.is_file():
+            raise BankError(f"{path}: memory bank file not found")
+        try:
+            tensors = load_file(str(path))
+            from safetensors import safe_open
+
+            with safe_open(str(path), framework="pt") as handle:
+                raw_meta = (handle.metadata() or {}).get("hummingbird")
+        except (SafetensorError, OSError, ValueError) as exc:
+            raise BankError(f"{path}: not a readable memory bank ({exc})") from exc
+        if raw_meta is None or not {"features", "labels", "sources"} <= tensors.keys():
+            raise BankError(f"{path}: a safetensors file but not a hummingbird memory bank")
+        meta = json.loads(raw_meta)
+        if meta.get("format_version", 0) > FORMAT_VERSION:
+            raise BankError(f"{path}: bank format {meta['format_version']} is newer than this toolkit reads "
+                            f"({FORMAT_VERSION}); upgrade hummingbird")
+        return cls(tensors["features"], tensors["labels"], tensors["sources"], meta)
+
+    def check_compatible(self, pipeline: dict, source: str = "memory bank") -> None:
+        """Raise :class:`BankError` listing every field where the bank and ``pipeline`` differ."""
+        diffs = [f"{k}: bank has {self.metadata.get(k)!r}, pipeline has {pipeline[k]!r}"
+                 for k in COMPATIBILITY_FIELDS if k in pipeline and self.metadata.get(k) != pipeline[k]]
+        if diffs:
+            raise BankError(f"{source}: built for another pipeline; " + "; ".join(diffs))

@@ -1,0 +1,128 @@
+"""The three jobs: build a memory bank from annotated images, evaluate a bank on a labelled split,
+and segment new images. Data flows image → features ``(B, h, w, D)`` → bank / decoder → label map.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import torch
+from tqdm.auto import tqdm
+
+from hummingbird.datasets import IGNORE_INDEX, SegmentationDataset
+from hummingbird.decoder import HummingbirdDecoder
+from hummingbird.errors import ConfigError
+from hummingbird.features import TokenFeatures
+from hummingbird.index import EXACT, NeighbourIndex
+from hummingbird.memory import MemoryBank
+from hummingbird.metrics import ConfusionMatrix, hungarian_scores, scores
+from hummingbird.patch_labels import patch_label_distributions
+from hummingbird.sampling import class_balanced_selection
+
+
+@dataclass
+class LoaderOptions:
+    batch_size: int = 8
+    num_workers: int = 0
+    device: str = "cpu"
+    progress: bool = True
+
+
+def _loader(dataset: SegmentationDataset, opts: LoaderOptions) -> torch.utils.data.DataLoader:
+    return torch.utils.data.DataLoader(dataset, batch_size=opts.batch_size, shuffle=False,
+                                       num_workers=opts.num_workers, pin_memory=opts.device.startswith("cuda"))
+
+
+def build_memory_bank(features: TokenFeatures, dataset: SegmentationDataset, input_size: int,
+                      memory_size: int | None = None, augmentation_epochs: int = 1, seed: int = 0,
+                      fp16: bool = False, opts: LoaderOptions | None = None) -> MemoryBank:
+    """Encode every image of ``dataset`` (``augmentation_epochs`` augmented passes) into a bank.
+
+    Args:
+        features: feature source, already on ``opts.device``.
+        dataset: annotated images whose transform outputs ``input_size``-square crops.
+        memory_size: total patches to keep (class-balanced per image: ``memory_size //
+            (len(dataset) * augmentation_epochs)`` each); ``None`` keeps every labelled patch.
+        fp16: store features as float16 (half the memory; labels stay float32).
+    """
+    opts = opts or LoaderOptions()
+    per_image = None
+    if memory_size is not None:
+        per_image = memory_size // (len(dataset) * augmentation_epochs)
+        if per_image < 1:
+            raise ConfigError(f"--memory-size {memory_size} is smaller than one patch per image for "
+                              f"{len(dataset)} images x {augmentation_epochs} epochs")
+    generator = torch.Generator().manual_seed(seed)
+    feats, labels, sources = [], [], []
+    started = time.perf_counter()
+    for epoch in range(augmentation_epochs):
+        dataset.epoch = epoch
+        desc = f"memory epoch {epoch + 1}/{augmentation_epochs}"
+        for batch in tqdm(_loader(dataset, opts), desc=desc, disable=not opts.progress, unit="batch"):
+            f = features(batch["image"].to(opts.device)).cpu()  # (B, h, w, D)
+            b, h, w, d = f.shape
+            dists = patch_label_distributions(batch["mask"], features.patch_size, dataset.num_classes,
+                                              IGNORE_INDEX).view(b, h * w, -1)
+            f = f.reshape(b, h * w, d)
+            if per_image is None:
+                keep = dists.sum(-1) > 0  # every patch with at least one labelled pixel
+                img, patch = keep.nonzero(as_tuple=True)
+            else:
+                chosen = class_balanced_selection(dists, per_image, generator)
+                img, slot = (chosen >= 0).nonzero(as_tuple=True)
+                patch = chosen[img, slot]
+            feats.append(f[img, patch].to(torch.float16 if fp16 else torch.float32))
+            labels.append(dists[img, patch])
+            sources.append(torch.stack([batch["index"][img], patch // w, patch % w], 1).to(torch.int32))
+    if not feats or sum(len(x) for x in feats) == 0:
+        raise ConfigError(f"{dataset.root}: no labelled patches found (are all mask pixels ignored?)")
+    bank = MemoryBank(torch.cat(feats), torch.cat(labels), torch.cat(sources), {
+        **features.metadata(),
+        "input_size": input_size,
+        "dataset": dataset.name,
+        "dataset_root": str(dataset.root),
+        "split": dataset.split,
+        "num_images": len(dataset),
+        "image_ids": [s.id for s in dataset.samples],
+        "class_names": list(dataset.class_names),
+        "memory_size": memory_size,
+        "augmentation_epochs": augmentation_epochs,
+        "seed": seed,
+        "feature_dtype": "float16" if fp16 else "float32",
+        "build_seconds": round(time.perf_counter() - started, 3),
+    })
+    return bank
+
+
+def make_decoder(bank: MemoryBank, k: int = 30, temperature: float = 0.02, index_spec: str = EXACT,
+                 nprobe: int = 64, use_gpu: bool | str = "auto", seed: int = 0) -> HummingbirdDecoder:
+    """Index a bank's features and wrap them in a :class:`HummingbirdDecoder`."""
+    index = NeighbourIndex(bank.dim, index_spec, nprobe=nprobe, use_gpu=use_gpu, seed=seed).add(bank.features)
+    return HummingbirdDecoder(index, bank.labels.float(), k=k, temperature=temperature)
+
+
+def evaluate(features: TokenFeatures, decoder: HummingbirdDecoder, dataset: SegmentationDataset,
+             opts: LoaderOptions | None = None) -> dict:
+    """mIoU (plain and Hungarian-matched), per-class IoU and pixel accuracy of ``decoder`` on
+    ``dataset`` (whose transform resizes to the evaluation size)."""
+    opts = opts or LoaderOptions()
+    confusion = ConfusionMatrix(dataset.num_classes, IGNORE_INDEX)
+    started, images = time.perf_counter(), 0
+    for batch in tqdm(_loader(dataset, opts), desc="evaluate", disable=not opts.progress, unit="batch"):
+        masks = batch["mask"]
+        predictions = decoder.predict(features(batch["image"].to(opts.device)).cpu(), tuple(masks.shape[-2:]))
+        confusion.update(predictions, masks)
+        images += len(masks)
+    seconds = time.perf_counter() - started
+    result = scores(confusion.matrix, list(dataset.class_names))
+    result["hungarian"] = {k: v for k, v in hungarian_scores(confusion.matrix, list(dataset.class_names)).items()
+                           if k in ("mIoU", "pixel_accuracy")}
+    result.update(num_images=images, seconds=round(seconds, 3), confusion_matrix=confusion.matrix.tolist())
+    return result
+
+
+def segment(features: TokenFeatures, decoder: HummingbirdDecoder, images: torch.Tensor) -> torch.Tensor:
+    """Images ``(B, 3, S, S)`` in ``[0, 1]`` → label maps ``(B, S, S)`` int64."""
+    device = next(features.encoder.parameters()).device
+    return decoder.predict(features(images.to(device)).cpu(), tuple(images.shape[-2:]))

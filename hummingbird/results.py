@@ -1,0 +1,39 @@
+"""Writing results: atomic JSON files and the human-readable per-class table."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+
+def write_json(path: str | Path, payload: dict) -> Path:
+    """Write ``payload`` as indented JSON atomically (temporary file in the same folder, then rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            json.dump(payload, handle, indent=2, sort_keys=False)
+            handle.write("\n")
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def format_scores(result: dict) -> str:
+    """Per-class IoU table followed by the summary lines of an evaluation result."""
+    per_class = result["per_class_iou"]
+    width = max([len(n) for n in per_class] + [5])
+    lines = [f"{'class':<{width}}  IoU"]
+    for name, iou in per_class.items():
+        lines.append(f"{name:<{width}}  {'  n/a' if iou is None else f'{100 * iou:5.1f}'}")
+    lines.append("")
+    lines.append(f"mIoU            {100 * result['mIoU']:.2f}")
+    if "hungarian" in result:
+        lines.append(f"mIoU (Hungarian) {100 * result['hungarian']['mIoU']:.2f}")
+    lines.append(f"pixel accuracy  {100 * result['pixel_accuracy']:.2f}")
+    return "\n".join(lines)

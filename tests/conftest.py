@@ -1,0 +1,90 @@
+"""Synthetic datasets written to temporary folders in each real on-disk layout."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from hummingbird.palettes import voc_palette
+
+# Class c is painted in CLASS_COLOURS[c]; patch-aligned blocks make classes separable per patch.
+CLASS_COLOURS = np.array([[20, 20, 20], [230, 40, 40], [40, 200, 60], [50, 70, 230], [240, 220, 30]], np.uint8)
+
+
+def block_scene(rng: np.random.Generator, size: int, block: int, num_classes: int,
+                ignore_fraction: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """An image of ``block``-sized solid squares of class colours (plus noise) and its index mask."""
+    cells = size // block
+    grid = rng.integers(0, num_classes, size=(cells, cells))
+    mask = np.kron(grid, np.ones((block, block), dtype=np.int64))
+    image = CLASS_COLOURS[mask].astype(np.int16) + rng.integers(-12, 13, size=(size, size, 3))
+    if ignore_fraction:
+        mask = np.where(rng.random(mask.shape) < ignore_fraction, 255, mask)
+    return np.clip(image, 0, 255).astype(np.uint8), mask.astype(np.uint8)
+
+
+def write_folder_dataset(root: Path, n_train: int = 8, n_val: int = 4, size: int = 64, block: int = 16,
+                         num_classes: int = 4, seed: int = 0) -> Path:
+    """images/ + masks/ + classes.txt + splits/{train,val}.txt."""
+    rng = np.random.default_rng(seed)
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    (root / "splits").mkdir()
+    ids = [f"img{i:03d}" for i in range(n_train + n_val)]
+    for i in ids:
+        image, mask = block_scene(rng, size, block, num_classes, ignore_fraction=0.02)
+        Image.fromarray(image).save(root / "images" / f"{i}.png")
+        Image.fromarray(mask).save(root / "masks" / f"{i}.png")
+    (root / "classes.txt").write_text("\n".join(["bg", "red", "green", "blue", "yellow"][:num_classes]) + "\n")
+    (root / "splits" / "train.txt").write_text("\n".join(ids[:n_train]) + "\n")
+    (root / "splits" / "val.txt").write_text("\n".join(ids[n_train:]) + "\n")
+    return root
+
+
+def write_voc(root: Path, ids_train=("2007_000032", "2007_000039"), ids_val=("2007_000033",), size=(40, 32)) -> Path:
+    """VOCdevkit/VOC2012 with palette PNG masks (255 boundaries), SegmentationClassAug and trainaug."""
+    voc = root / "VOCdevkit" / "VOC2012"
+    for d in ("JPEGImages", "SegmentationClass", "SegmentationClassAug", "ImageSets/Segmentation",
+              "ImageSets/SegmentationAug"):
+        (voc / d).mkdir(parents=True)
+    rng = np.random.default_rng(1)
+    w, h = size
+    for i in (*ids_train, *ids_val):
+        Image.fromarray(rng.integers(0, 255, (h, w, 3), dtype=np.uint8)).save(voc / "JPEGImages" / f"{i}.jpg")
+        mask = np.zeros((h, w), np.uint8)
+        mask[: h // 2] = 15  # person
+        mask[h // 2] = 255  # boundary
+        pal = Image.fromarray(mask, mode="P")
+        pal.putpalette(voc_palette().flatten().tolist())
+        pal.save(voc / "SegmentationClass" / f"{i}.png")
+        Image.fromarray(np.where(mask == 255, 255, 7).astype(np.uint8)).save(voc / "SegmentationClassAug" / f"{i}.png")
+    (voc / "ImageSets/Segmentation/train.txt").write_text("\n".join(ids_train) + "\n")
+    (voc / "ImageSets/Segmentation/val.txt").write_text("\n".join(ids_val) + "\n")
+    (voc / "ImageSets/SegmentationAug/trainaug.txt").write_text("\n".join((*ids_train, "2008_000002")) + "\n")
+    Image.fromarray(np.zeros((h, w, 3), np.uint8)).save(voc / "JPEGImages" / "2008_000002.jpg")
+    Image.fromarray(np.full((h, w), 3, np.uint8)).save(voc / "SegmentationClassAug" / "2008_000002.png")
+    return root
+
+
+def write_ade(root: Path, n: int = 2) -> Path:
+    """ADEChallengeData2016 with raw labels 0 (other) .. 150."""
+    ade = root / "ADEChallengeData2016"
+    rng = np.random.default_rng(2)
+    for split in ("training", "validation"):
+        (ade / "images" / split).mkdir(parents=True)
+        (ade / "annotations" / split).mkdir(parents=True)
+        for i in range(n):
+            stem = f"ADE_{split[:5]}_{i:08d}"
+            Image.fromarray(rng.integers(0, 255, (24, 32, 3), dtype=np.uint8)).save(ade / "images" / split / f"{stem}.jpg")
+            raw = np.zeros((24, 32), np.uint8)
+            raw[:, 8:16], raw[:, 16:24], raw[:, 24:] = 1, 150, 13
+            Image.fromarray(raw).save(ade / "annotations" / split / f"{stem}.png")
+    return root
+
+
+@pytest.fixture
+def folder_dataset(tmp_path: Path) -> Path:
+    return write_folder_dataset(tmp_path / "blocks")

@@ -1,0 +1,80 @@
+"""Whole pipeline on a synthetic dataset whose classes are separable in feature space."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from hummingbird.backbones import load_backbone
+from hummingbird.cli import main
+from hummingbird.datasets import load_dataset
+from hummingbird.features import TokenFeatures
+from hummingbird.memory import MemoryBank
+from hummingbird.pipeline import LoaderOptions, build_memory_bank, evaluate, make_decoder
+from hummingbird.transforms import EvalResize, MemoryAugment
+
+QUIET = LoaderOptions(batch_size=4, progress=False)
+
+
+@pytest.fixture(scope="module")
+def features():
+    return TokenFeatures(load_backbone("timm:vit_small_patch16_224", weights="random", depth=4))
+
+
+def test_separable_blocks_reach_high_miou(folder_dataset, features):
+    train = load_dataset("folder", folder_dataset, "train", EvalResize(64))
+    val = load_dataset("folder", folder_dataset, "val", EvalResize(64))
+    bank = build_memory_bank(features, train, 64, opts=QUIET)
+    assert bank.features.shape == (len(bank), 384) and bank.labels.shape == (len(bank), 4)
+    torch.testing.assert_close(bank.features.norm(dim=1), torch.ones(len(bank)))
+    result = evaluate(features, make_decoder(bank, k=5), val, QUIET)
+    assert result["mIoU"] >= 0.9, result["per_class_iou"]
+    assert result["hungarian"]["mIoU"] >= result["mIoU"] - 1e-9
+    assert result["num_images"] == 4
+
+
+def test_bounded_augmented_memory_has_requested_size(folder_dataset, features):
+    train = load_dataset("folder", folder_dataset, "train", MemoryAugment(64), seed=3)
+    bank = build_memory_bank(features, train, 64, memory_size=64, augmentation_epochs=2, seed=3, opts=QUIET)
+    assert len(bank) == 64  # 8 images x 2 epochs x 4 patches
+    images, counts = torch.unique(bank.sources[:, 0], return_counts=True)
+    assert images.tolist() == list(range(8)) and set(counts.tolist()) == {8}
+    again = build_memory_bank(features, train, 64, memory_size=64, augmentation_epochs=2, seed=3, opts=QUIET)
+    assert torch.equal(bank.features, again.features)  # same seed, same bank
+
+
+def test_cli_build_evaluate_segment(folder_dataset, tmp_path, capsys):
+    bank_path, results = tmp_path / "bank.safetensors", tmp_path / "results.json"
+    common = ["--weights", "random", "--input-size", "64", "--num-workers", "0", "--no-progress"]
+    assert main(["build-memory", "--dataset", "folder", "--data-root", str(folder_dataset), "--split", "train",
+                 "--backbone", "dino_vits16", "--no-augment", "--out", str(bank_path), *common]) == 0
+    bank = MemoryBank.load(bank_path)
+    assert bank.metadata["backbone"] == "dino_vits16" and bank.metadata["input_size"] == 64
+    assert main(["evaluate", "--dataset", "folder", "--data-root", str(folder_dataset), "--bank", str(bank_path),
+                 "--k", "5", "--out", str(results), *common]) == 0
+    payload = json.loads(results.read_text())
+    assert payload["mIoU"] >= 0.9 and set(payload["per_class_iou"]) == {"bg", "red", "green", "blue"}
+    assert "mIoU" in capsys.readouterr().out
+
+    out_dir = tmp_path / "seg"
+    assert main(["segment", "--bank", str(bank_path), "--images", str(folder_dataset / "images" / "img010.png"),
+                 "--out-dir", str(out_dir), "--k", "5", "--no-progress", "--num-workers", "0"]) == 0
+    labels = np.array(Image.open(out_dir / "img010.png"))
+    truth = np.array(Image.open(folder_dataset / "masks" / "img010.png"))
+    keep = truth != 255
+    assert (labels[keep] == truth[keep]).mean() > 0.9
+    assert (out_dir / "img010_overlay.jpg").is_file()
+    assert "img010.png" in json.loads((out_dir / "summary.json").read_text())["class_fractions"]
+
+
+def test_cli_reports_bank_mismatch(folder_dataset, tmp_path, capsys):
+    bank_path = tmp_path / "bank.safetensors"
+    common = ["--weights", "random", "--num-workers", "0", "--no-progress"]
+    main(["build-memory", "--dataset", "folder", "--data-root", str(folder_dataset), "--split", "train",
+          "--backbone", "dino_vits16", "--input-size", "64", "--no-augment", "--out", str(bank_path), *common])
+    code = main(["evaluate", "--dataset", "folder", "--data-root", str(folder_dataset), "--bank", str(bank_path),
+                 "--input-size", "96", "--out", str(tmp_path / "r.json"), *common])
+    err = capsys.readouterr().err
+    assert code == 2 and str(bank_path) in err and "input_size" in err and "64" in err and "96" in err
