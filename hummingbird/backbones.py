@@ -46,6 +46,27 @@ PRESETS: dict[str, BackbonePreset] = {
 
 RANDOM_WEIGHTS = "random"
 
+# File names of the official releases → preset, so a weights file alone can name its backbone.
+OFFICIAL_FILENAMES = {
+    "dino_deitsmall16_pretrain": "dino_vits16",
+    "dino_deitsmall8_pretrain": "dino_vits8",
+    "dino_vitbase16_pretrain": "dino_vitb16",
+    "dino_vitbase8_pretrain": "dino_vitb8",
+    "dinov2_vits14_pretrain": "dinov2_vits14",
+    "dinov2_vitb14_pretrain": "dinov2_vitb14",
+    "dinov2_vits14_reg4_pretrain": "dinov2_vits14_reg",
+    "dinov2_vitb14_reg4_pretrain": "dinov2_vitb14_reg",
+    "mae_pretrain_vit_base": "mae_vitb16",
+}
+
+
+def preset_from_filename(path: str | Path) -> str | None:
+    """The preset an official or timm-named weights file belongs to (``None`` if unknown)."""
+    stem = Path(path).name.split(".safetensors")[0].split(".pth")[0].split(".bin")[0]
+    if stem in OFFICIAL_FILENAMES:
+        return OFFICIAL_FILENAMES[stem]
+    return next((name for name, p in PRESETS.items() if p.timm_name == stem), None)
+
 
 class PatchEncoder(nn.Module):
     """A frozen timm ViT returning patch tokens ``(B, h, w, D)`` from one block.
@@ -202,10 +223,19 @@ def _in_hf_cache(timm_name: str) -> bool:
     return any(isinstance(try_to_load_from_cache(hub_id, f), str) for f in filenames)
 
 
-def encoder_from_weights_file(name: str, weights: str | Path | None, layer: int = -1) -> PatchEncoder:
-    """CLI helper: ``load_backbone`` that also honours ``HUMMINGBIRD_WEIGHTS`` when no path is given."""
-    if weights is None and os.environ.get("HUMMINGBIRD_WEIGHTS"):
-        weights = os.environ["HUMMINGBIRD_WEIGHTS"]
+def resolve_backbone(name: str | None, weights: str | Path | None) -> tuple[str, str | Path | None]:
+    """Fill a missing backbone name or weights path from ``HUMMINGBIRD_BACKBONE`` /
+    ``HUMMINGBIRD_WEIGHTS`` and from official weight file names; checks the file exists."""
+    weights = weights if weights is not None else os.environ.get("HUMMINGBIRD_WEIGHTS") or None
+    name = name or os.environ.get("HUMMINGBIRD_BACKBONE") or (preset_from_filename(weights) if weights else None)
+    if name is None:
+        raise ConfigError("--backbone is required (it could not be told from the weights file name)")
     if weights is not None and str(weights) != RANDOM_WEIGHTS and not Path(weights).is_file():
         raise CheckpointError(f"{weights}: weights file not found")
+    return name, weights
+
+
+def encoder_from_weights_file(name: str | None, weights: str | Path | None, layer: int = -1) -> PatchEncoder:
+    """:func:`load_backbone` after :func:`resolve_backbone` (environment variables, file names)."""
+    name, weights = resolve_backbone(name, weights)
     return load_backbone(name, weights=weights, layer=layer)

@@ -26,11 +26,12 @@ DEFAULT_INPUT_SIZE = {14: 504, 8: 512, 16: 512}
 
 # ----------------------------------------------------------------------------- argument groups
 
-def _add_backbone_args(p: argparse.ArgumentParser, required: bool) -> None:
+def _add_backbone_args(p: argparse.ArgumentParser, from_bank: bool) -> None:
     g = p.add_argument_group("backbone")
-    g.add_argument("--backbone", required=required, default=None,
-                   help=f"preset ({', '.join(PRESETS)}) or timm:<model name>"
-                        + ("" if required else "; default: the bank's"))
+    g.add_argument("--backbone", default=None,
+                   help=f"preset ({', '.join(PRESETS)}) or timm:<model name>; default: "
+                        + ("the bank's, else " if from_bank else "") + "$HUMMINGBIRD_BACKBONE, else told from an "
+                        "official weights file name")
     g.add_argument("--weights", default=None,
                    help="local checkpoint (official DINO/DINOv2/MAE/CLIP .pth, timm .safetensors); "
                         f"'{RANDOM_WEIGHTS}' for a seeded random init; default: $HUMMINGBIRD_WEIGHTS, "
@@ -86,7 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Encode a training split into a memory bank (.safetensors).")
     _add_dataset_args(p, "training split (default: trainaug for voc, training for ade20k, train for folder)")
     _add_memory_args(p)
-    _add_backbone_args(p, required=True)
+    _add_backbone_args(p, from_bank=False)
     _add_runtime_args(p)
     p.add_argument("--out", required=True, help="bank file to write (.safetensors)")
 
@@ -99,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--save-bank", default=None, help="with --train-split: also write the bank here")
     _add_memory_args(p, prefix="train-")
     p.add_argument("--fileset", default=None, help="text file of evaluation ids to use")
-    _add_backbone_args(p, required=False)
+    _add_backbone_args(p, from_bank=True)
     _add_decoder_args(p)
     _add_runtime_args(p)
     p.add_argument("--out", default="results.json", help="JSON results file (default: results.json)")
@@ -110,7 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--images", nargs="+", required=True, help="image files or folders")
     p.add_argument("--out-dir", required=True, help="folder for <name>.png labels, <name>_overlay.jpg, summary.json")
     p.add_argument("--alpha", type=float, default=0.5, help="overlay opacity of the label colours")
-    _add_backbone_args(p, required=False)
+    _add_backbone_args(p, from_bank=True)
     _add_decoder_args(p)
     _add_runtime_args(p)
     return parser
@@ -130,8 +131,6 @@ def _features(args, bank_meta: dict | None = None) -> TokenFeatures:
     """Feature source from --backbone/--weights/--layer, defaulting to what a bank was built with."""
     meta = bank_meta or {}
     name = args.backbone or meta.get("backbone")
-    if name is None:
-        raise ConfigError("--backbone is required (no bank to take it from)")
     weights = args.weights
     if weights is None and str(meta.get("weights", "")).startswith("random:"):
         weights = RANDOM_WEIGHTS

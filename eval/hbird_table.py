@@ -1,0 +1,133 @@
+#!/usr/bin/env python
+"""Hummingbird in-context segmentation table: one row per (training file set, memory size).
+
+Each row builds a memory bank from the training split (class-balanced, augmented), evaluates on
+the validation split, and writes ``ROWS/<row>.json``; rows whose JSON exists are skipped, so an
+interrupted run resumes. ``summary.json`` and ``summary.md`` collect all rows.
+
+Example (Pascal VOC, DINO ViT-S/16, the three Hummingbird memory sizes)::
+
+    python eval/hbird_table.py --dataset voc --data-root data/VOCdevkit --backbone dino_vits16 \\
+        --weights weights/dino_deitsmall16_pretrain.pth --out-dir runs/voc_dino_vits16
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from hummingbird.backbones import encoder_from_weights_file
+from hummingbird.cli import DEFAULT_INPUT_SIZE
+from hummingbird.datasets import DEFAULT_SPLITS, load_dataset
+from hummingbird.features import TokenFeatures
+from hummingbird.pipeline import LoaderOptions, build_memory_bank, evaluate, make_decoder
+from hummingbird.results import write_json
+from hummingbird.transforms import EvalResize, MemoryAugment
+
+HUMMINGBIRD_MEMORY_SIZES = (1024 * 10**2, 1024 * 10**3, 1024 * 10**4)
+
+
+def build_parser(dataset: str | None = None) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] + " Resumable; writes JSON per row.",
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--dataset", choices=("voc", "ade20k", "folder"), default=dataset, required=dataset is None)
+    p.add_argument("--data-root", required=True)
+    p.add_argument("--train-split", default=None)
+    p.add_argument("--val-split", default=None)
+    p.add_argument("--filesets", nargs="*", default=[],
+                   help="training id lists (data-efficient rows); the full split is always a row too "
+                        "unless --no-full")
+    p.add_argument("--no-full", action="store_true", help="only the --filesets rows")
+    p.add_argument("--memory-sizes", type=int, nargs="+", default=list(HUMMINGBIRD_MEMORY_SIZES))
+    p.add_argument("--augmentation-epochs", type=int, default=1)
+    p.add_argument("--backbone", required=True)
+    p.add_argument("--weights", default=None)
+    p.add_argument("--input-size", type=int, default=None, help="default 512 (504 for /14)")
+    p.add_argument("--k", type=int, default=30)
+    p.add_argument("--temperature", type=float, default=0.02)
+    p.add_argument("--index", default="Flat", help="faiss factory string")
+    p.add_argument("--fp16", action="store_true", help="float16 memory features")
+    p.add_argument("--limit-train", type=int, default=None, help="first N training images (smoke runs)")
+    p.add_argument("--limit-val", type=int, default=None, help="first N validation images (smoke runs)")
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--num-workers", type=int, default=4)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out-dir", required=True)
+    p.add_argument("--dry-run", action="store_true", help="print the planned rows and their memory, run nothing")
+    return p
+
+
+def _limited(dataset, limit):
+    return dataset if limit is None else dataset.subset([s.id for s in dataset.samples[:limit]], "--limit")
+
+
+def main(argv: list[str] | None = None, dataset: str | None = None) -> int:
+    args = build_parser(dataset).parse_args(argv)
+    out_dir = Path(args.out_dir)
+    train_split = args.train_split or DEFAULT_SPLITS[args.dataset][0]
+    val_split = args.val_split or DEFAULT_SPLITS[args.dataset][1]
+    filesets = ([None] if not args.no_full else []) + list(args.filesets)
+    rows = [(fs, m) for fs in filesets for m in args.memory_sizes]
+
+    features = TokenFeatures(encoder_from_weights_file(args.backbone, args.weights)).to(args.device)
+    size = args.input_size or DEFAULT_INPUT_SIZE.get(features.patch_size, 512)
+    bytes_per = (2 if args.fp16 else 4) * features.dim
+    for fs, m in rows:
+        print(f"row {_row_name(args, fs, m)}: memory {m:,} patches x {features.dim} = {m * bytes_per / 2**30:.2f} GiB "
+              f"features", file=sys.stderr)
+    if args.dry_run:
+        return 0
+
+    opts = LoaderOptions(batch_size=args.batch_size, num_workers=args.num_workers, device=args.device)
+    val = _limited(load_dataset(args.dataset, args.data_root, val_split, EvalResize(size)), args.limit_val)
+    summary = []
+    for fs, memory_size in rows:
+        name = _row_name(args, fs, memory_size)
+        row_path = out_dir / "rows" / f"{name}.json"
+        if row_path.is_file():
+            print(f"{name}: done already ({row_path}), skipping", file=sys.stderr)
+            summary.append(json.loads(row_path.read_text()))
+            continue
+        train = load_dataset(args.dataset, args.data_root, train_split, MemoryAugment(size), seed=args.seed,
+                             fileset=fs)
+        train = _limited(train, args.limit_train)
+        started = time.perf_counter()
+        bank = build_memory_bank(features, train, size, memory_size=memory_size,
+                                 augmentation_epochs=args.augmentation_epochs, seed=args.seed, fp16=args.fp16,
+                                 opts=opts)
+        decoder = make_decoder(bank, k=args.k, temperature=args.temperature, index_spec=args.index, seed=args.seed)
+        result = evaluate(features, decoder, val, opts)
+        row = {"row": name, "dataset": args.dataset, "backbone": args.backbone, "feature_kind": features.kind,
+               "fileset": fs, "train_images": len(train), "val_images": len(val), "memory_size": memory_size,
+               "memory_patches": len(bank), "input_size": size, "k": args.k, "temperature": args.temperature,
+               "index": args.index, "seed": args.seed, "weights": features.encoder.weights_id,
+               "mIoU": result["mIoU"], "mIoU_hungarian": result["hungarian"]["mIoU"],
+               "pixel_accuracy": result["pixel_accuracy"], "per_class_iou": result["per_class_iou"],
+               "seconds": round(time.perf_counter() - started, 1)}
+        write_json(row_path, row)
+        summary.append(row)
+        print(f"{name}: mIoU {100 * row['mIoU']:.2f}", file=sys.stderr)
+
+    write_json(out_dir / "summary.json", {"rows": summary})
+    table = ["| backbone | features | train set | memory | mIoU | mIoU (Hungarian) |", "|---|---|---|---|---|---|"]
+    for r in summary:
+        table.append(f"| {r['backbone']} | {r['feature_kind']} | {Path(r['fileset']).stem if r['fileset'] else 'full'} "
+                     f"| {r['memory_size']:,} | {100 * r['mIoU']:.1f} | {100 * r['mIoU_hungarian']:.1f} |")
+    (out_dir / "summary.md").write_text("\n".join(table) + "\n")
+    print("\n".join(table))
+    return 0
+
+
+def _row_name(args, fileset: str | None, memory_size: int) -> str:
+    subset = Path(fileset).stem if fileset else "full"
+    return f"{args.dataset}_{args.backbone}_{subset}_m{memory_size}"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,76 @@
+"""Per-token factors of a linear layer's gradient: its input ``a_t`` and the loss gradient ``g_t``
+at its output, for every token of a frozen ViT.
+
+The layer's output is detached and made a leaf in a forward hook, so autograd records only the
+computation *after* the layer (for ``blocks[-1].attn.proj``: residual, MLP, final norm) and one
+backward pass gives ``g`` for all tokens. The per-token gradient of the layer's weight and bias is
+then ``g_t ⊗ [a_t; 1]``; it is never formed here.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Callable, Iterator
+
+import torch
+from torch import nn
+
+from hummingbird.backbones import PatchEncoder, autocast_for
+
+
+def resolve_layer(encoder: PatchEncoder, path: str) -> nn.Linear:
+    """``"blocks.-1.attn.proj"`` → that ``nn.Linear`` of the encoder's ViT (negative indices allowed)."""
+    module: nn.Module = encoder.model
+    for part in path.split("."):
+        module = module[int(part)] if part.lstrip("-").isdigit() else getattr(module, part, None)
+        if module is None:
+            raise ValueError(f"--fungi-layer {path!r}: no such module in {encoder.name}")
+    if not isinstance(module, nn.Linear):
+        raise ValueError(f"--fungi-layer {path!r} is a {type(module).__name__}, not a Linear layer")
+    return module
+
+
+@contextmanager
+def leaf_output(layer: nn.Linear) -> Iterator[dict]:
+    """While active, ``layer``'s forward stores its input as ``"input"`` and returns its output as a
+    fresh leaf ``"output"`` that requires grad."""
+    store: dict = {}
+
+    def hook(module, args, output):
+        store["input"] = args[0].detach()
+        store["output"] = output.detach().requires_grad_(True)
+        return store["output"]
+
+    handle = layer.register_forward_hook(hook)
+    try:
+        yield store
+    finally:
+        handle.remove()
+
+
+def tokens_and_layer_grads(encoder: PatchEncoder, layer: nn.Linear, images: torch.Tensor,
+                           loss_fn: Callable[[torch.Tensor], list[torch.Tensor]]):
+    """Run ``encoder`` on ``images`` and differentiate each loss of ``loss_fn`` at ``layer``'s output.
+
+    Args:
+        encoder: frozen patch encoder.
+        layer: a linear layer inside it, before the returned tokens.
+        images: ``(B, 3, H, W)`` in ``[0, 1]``.
+        loss_fn: patch tokens ``(B, h, w, D)`` → list of scalar losses (sums of per-image losses).
+
+    Returns:
+        tokens ``(B, h, w, D)`` float32 (detached), layer inputs ``(B, P, D_in)`` and, per loss, layer
+        output gradients ``(B, P, D_out)`` — patch tokens only (prefix tokens dropped), float32.
+    """
+    encoder.check_input_size(images.shape[-2], images.shape[-1])
+    prefix = encoder.num_prefix_tokens
+    with torch.enable_grad(), leaf_output(layer) as store, autocast_for(images.device):
+        tokens = encoder.tokens_from_normalised(encoder.normalise(images))
+        if "output" not in store:
+            raise ValueError("the differentiated layer is not on the path to the returned tokens")
+        losses = loss_fn(tokens.float())
+        grads = []
+        for i, loss in enumerate(losses):
+            (g,) = torch.autograd.grad(loss, store["output"], retain_graph=i < len(losses) - 1)
+            grads.append(g[:, prefix:].float())
+    return tokens.detach().float(), store["input"][:, prefix:].float(), grads
