@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from hummingbird.backbones import PatchEncoder, autocast_for
+from hummingbird.errors import ConfigError
 
 
 def resolve_layer(encoder: PatchEncoder, path: str) -> nn.Linear:
@@ -24,9 +25,9 @@ def resolve_layer(encoder: PatchEncoder, path: str) -> nn.Linear:
     for part in path.split("."):
         module = module[int(part)] if part.lstrip("-").isdigit() else getattr(module, part, None)
         if module is None:
-            raise ValueError(f"--fungi-layer {path!r}: no such module in {encoder.name}")
+            raise ConfigError(f"--fungi-layer {path!r}: no such module in {encoder.name}")
     if not isinstance(module, nn.Linear):
-        raise ValueError(f"--fungi-layer {path!r} is a {type(module).__name__}, not a Linear layer")
+        raise ConfigError(f"--fungi-layer {path!r} is a {type(module).__name__}, not a Linear layer")
     return module
 
 
@@ -67,7 +68,7 @@ def tokens_and_layer_grads(encoder: PatchEncoder, layer: nn.Linear, images: torc
     with torch.enable_grad(), leaf_output(layer) as store, autocast_for(images.device):
         tokens = encoder.tokens_from_normalised(encoder.normalise(images))
         if "output" not in store:
-            raise ValueError("the differentiated layer is not on the path to the returned tokens")
+            raise ConfigError("the differentiated layer is not on the path to the returned tokens")
         losses = loss_fn(tokens.float())
         grads = []
         for i, loss in enumerate(losses):

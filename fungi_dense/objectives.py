@@ -11,6 +11,8 @@ import math
 import torch
 import torch.nn.functional as F
 
+from hummingbird.errors import ConfigError
+
 
 def infonce_loss(latents: torch.Tensor, negatives: torch.Tensor, temperature: float = 0.07) -> torch.Tensor:
     """Dense InfoNCE: the patches of an image are each other's positives; each patch has its own
@@ -32,7 +34,7 @@ def infonce_loss(latents: torch.Tensor, negatives: torch.Tensor, temperature: fl
     n = F.normalize(negatives, dim=-1)
     p = z.shape[1]
     if p < 2:
-        raise ValueError("InfoNCE over patches needs at least 2 patches per image")
+        raise ConfigError("InfoNCE over patches needs at least 2 patches per image")
     positive = torch.einsum("bil,bjl->bij", z, z) / temperature
     negative = torch.einsum("bil,biml->bim", z, n) / temperature
     self_mask = torch.eye(p, dtype=torch.bool, device=z.device)

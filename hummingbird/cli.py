@@ -10,8 +10,10 @@ import numpy as np
 import torch
 from PIL import Image
 
+from fungi_dense.assemble import fungi_features
+from fungi_dense.features import FungiConfig
 from hummingbird import __version__
-from hummingbird.backbones import PRESETS, RANDOM_WEIGHTS, encoder_from_weights_file
+from hummingbird.backbones import PRESETS, RANDOM_WEIGHTS, PatchEncoder, encoder_from_weights_file
 from hummingbird.datasets import DEFAULT_SPLITS, IMAGE_SUFFIXES, load_dataset
 from hummingbird.errors import ConfigError, HummingbirdError
 from hummingbird.features import TokenFeatures
@@ -37,6 +39,28 @@ def _add_backbone_args(p: argparse.ArgumentParser, from_bank: bool) -> None:
                         f"'{RANDOM_WEIGHTS}' for a seeded random init; default: $HUMMINGBIRD_WEIGHTS, "
                         "else timm's pretrained weights (cache or download)")
     g.add_argument("--layer", type=int, default=None, help="block whose tokens are used (default: last)")
+
+
+def _add_feature_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("features (a bank's own settings are used when loading one)")
+    g.add_argument("--features", choices=("tokens", "fungi"), default="tokens",
+                   help="plain patch tokens, or dense FUNGI (tokens + projected self-supervised gradients)")
+    g.add_argument("--fungi-support", default=None,
+                   help="FUNGI support memory file: read if it exists, else built from the training split")
+    g.add_argument("--fungi-objectives", nargs="+", default=["infonce"], choices=("infonce", "kl"))
+    g.add_argument("--fungi-projection", choices=("fast", "dense"), default="fast",
+                   help="fast: Khatri-Rao sketch, O(D k) per patch; dense: the paper's ±1 matrix, O(D² k)")
+    g.add_argument("--fungi-dim", type=int, default=None, help="projected gradient size (default: embedding size)")
+    g.add_argument("--fungi-latent-dim", type=int, default=96, help="random head output size")
+    g.add_argument("--fungi-negatives", type=int, default=2, help="InfoNCE negatives per patch")
+    g.add_argument("--fungi-temperature", type=float, default=0.07)
+    g.add_argument("--fungi-support-fraction", type=float, default=0.5, help="share of support patches kept")
+    g.add_argument("--fungi-support-index", default="Flat", help="faiss factory string for the support search")
+    g.add_argument("--fungi-layer", default="blocks.-1.attn.proj", help="differentiated linear layer")
+    g.add_argument("--fungi-seed", type=int, default=0, help="seed of the head and the projection")
+    g.add_argument("--fungi-weights", type=float, nargs=2, default=(1.0, 1.0), metavar=("TOKENS", "GRADIENTS"),
+                   help="weights of the normalised parts before the final normalisation")
+    g.add_argument("--fungi-pca-dim", type=int, default=None, help="PCA of the FUNGI feature to this size")
 
 
 def _add_runtime_args(p: argparse.ArgumentParser) -> None:
@@ -88,6 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_dataset_args(p, "training split (default: trainaug for voc, training for ade20k, train for folder)")
     _add_memory_args(p)
     _add_backbone_args(p, from_bank=False)
+    _add_feature_args(p)
     _add_runtime_args(p)
     p.add_argument("--out", required=True, help="bank file to write (.safetensors)")
 
@@ -101,6 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_memory_args(p, prefix="train-")
     p.add_argument("--fileset", default=None, help="text file of evaluation ids to use")
     _add_backbone_args(p, from_bank=True)
+    _add_feature_args(p)
     _add_decoder_args(p)
     _add_runtime_args(p)
     p.add_argument("--out", default="results.json", help="JSON results file (default: results.json)")
@@ -112,6 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out-dir", required=True, help="folder for <name>.png labels, <name>_overlay.jpg, summary.json")
     p.add_argument("--alpha", type=float, default=0.5, help="overlay opacity of the label colours")
     _add_backbone_args(p, from_bank=True)
+    p.add_argument("--fungi-support", default=None, help="FUNGI banks: support memory file (default: the bank's)")
     _add_decoder_args(p)
     _add_runtime_args(p)
     return parser
@@ -127,22 +154,53 @@ def _device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def _features(args, bank_meta: dict | None = None) -> TokenFeatures:
-    """Feature source from --backbone/--weights/--layer, defaulting to what a bank was built with."""
+def _encoder(args, bank_meta: dict | None = None) -> PatchEncoder:
+    """Backbone from --backbone/--weights/--layer, defaulting to what a bank was built with."""
     meta = bank_meta or {}
-    name = args.backbone or meta.get("backbone")
     weights = args.weights
     if weights is None and str(meta.get("weights", "")).startswith("random:"):
         weights = RANDOM_WEIGHTS
     layer = args.layer if args.layer is not None else meta.get("layer", -1)
-    encoder = encoder_from_weights_file(name, weights, layer=layer)
-    return TokenFeatures(encoder).to(_device(args.device))
+    return encoder_from_weights_file(args.backbone or meta.get("backbone"), weights, layer=layer).to(_device(args.device))
 
 
-def _input_size(args, features: TokenFeatures, bank_meta: dict | None = None) -> int:
-    size = args.input_size or (bank_meta or {}).get("input_size") or DEFAULT_INPUT_SIZE.get(features.patch_size, 512)
-    features.encoder.check_input_size(size, size)
+def _input_size(args, encoder: PatchEncoder, bank_meta: dict | None = None) -> int:
+    size = args.input_size or (bank_meta or {}).get("input_size") or DEFAULT_INPUT_SIZE.get(encoder.patch_size, 512)
+    encoder.check_input_size(size, size)
     return size
+
+
+def _fungi_config(args) -> FungiConfig:
+    return FungiConfig(objectives=tuple(args.fungi_objectives), layer=args.fungi_layer,
+                       latent_dim=args.fungi_latent_dim, head_seed=args.fungi_seed, negatives=args.fungi_negatives,
+                       temperature=args.fungi_temperature, projection=args.fungi_projection,
+                       projection_dim=args.fungi_dim, projection_seed=args.fungi_seed,
+                       token_weight=args.fungi_weights[0], gradient_weight=args.fungi_weights[1],
+                       pca_dim=args.fungi_pca_dim)
+
+
+def _features(args, encoder: PatchEncoder, size: int, bank_meta: dict | None = None,
+              train_split: str | None = None, train_fileset: str | None = None):
+    """The feature source: a bank's own kind and settings, else --features and its options. FUNGI
+    support memories are built from the training split when their file does not exist yet."""
+    meta = bank_meta or {}
+    kind = meta.get("feature_kind") or getattr(args, "features", "tokens")
+    if kind == "tokens":
+        return TokenFeatures(encoder)
+    config = FungiConfig.from_dict(meta["fungi"]) if meta else _fungi_config(args)
+    recorded = meta.get("fungi_support") or {}
+    training = None
+    if train_split is not None:
+        training = _dataset(args, train_split, EvalResize(size), train_fileset)
+    return fungi_features(encoder, config, args.fungi_support or recorded.get("path"), size, training=training,
+                          support_fraction=getattr(args, "fungi_support_fraction", 0.5),
+                          support_index=getattr(args, "fungi_support_index", "Flat"), seed=args.seed,
+                          expected_sha256=recorded.get("sha256"), opts=_opts(args))
+
+
+def _dataset(args, split: str, transform, fileset: str | None = None, num_classes: int | None = None):
+    extra = {"num_classes": num_classes or args.num_classes} if args.dataset == "folder" else {}
+    return load_dataset(args.dataset, args.data_root, split, transform, seed=args.seed, fileset=fileset, **extra)
 
 
 def _opts(args) -> LoaderOptions:
@@ -150,11 +208,10 @@ def _opts(args) -> LoaderOptions:
                          device=str(_device(args.device)), progress=not args.no_progress)
 
 
-def _build(args, features: TokenFeatures, size: int, split: str, fileset: str | None) -> MemoryBank:
-    transform = EvalResize(size) if args.no_augment else MemoryAugment(size)
-    dataset = load_dataset(args.dataset, args.data_root, split, transform, seed=args.seed, fileset=fileset,
-                           **({"num_classes": args.num_classes} if args.dataset == "folder" else {}))
-    print(f"memory: {len(dataset)} images of {dataset.root} [{split}], {dataset.num_classes} classes", file=sys.stderr)
+def _build(args, features, size: int, split: str, fileset: str | None) -> MemoryBank:
+    dataset = _dataset(args, split, EvalResize(size) if args.no_augment else MemoryAugment(size), fileset)
+    print(f"memory: {len(dataset)} images of {dataset.root} [{split}], {dataset.num_classes} classes, "
+          f"{features.kind} features ({features.dim} dims)", file=sys.stderr)
     return build_memory_bank(features, dataset, size, memory_size=args.memory_size,
                              augmentation_epochs=args.augmentation_epochs, seed=args.seed, fp16=args.fp16,
                              opts=_opts(args))
@@ -164,9 +221,10 @@ def _build(args, features: TokenFeatures, size: int, split: str, fileset: str | 
 
 def cmd_build_memory(args) -> int:
     torch.manual_seed(args.seed)
-    features = _features(args)
-    size = _input_size(args, features)
+    encoder = _encoder(args)
+    size = _input_size(args, encoder)
     split = args.split or DEFAULT_SPLITS[args.dataset][0]
+    features = _features(args, encoder, size, train_split=split, train_fileset=args.fileset)
     bank = _build(args, features, size, split, args.fileset)
     bank.save(args.out)
     print(f"wrote {args.out}: {len(bank)} patches x {bank.dim} dims, {bank.num_classes} classes")
@@ -179,18 +237,19 @@ def cmd_evaluate(args) -> int:
         raise ConfigError("give exactly one of --bank BANK or --train-split SPLIT")
     if args.bank:
         bank = MemoryBank.load(args.bank)
-        features = _features(args, bank.metadata)
-        size = _input_size(args, features, bank.metadata)
+        encoder = _encoder(args, bank.metadata)
+        size = _input_size(args, encoder, bank.metadata)
+        features = _features(args, encoder, size, bank.metadata)
         bank.check_compatible(dict(features.metadata(), input_size=size), source=args.bank)
     else:
-        features = _features(args)
-        size = _input_size(args, features)
+        encoder = _encoder(args)
+        size = _input_size(args, encoder)
+        features = _features(args, encoder, size, train_split=args.train_split, train_fileset=args.train_fileset)
         bank = _build(args, features, size, args.train_split, args.train_fileset)
         if args.save_bank:
             bank.save(args.save_bank)
     split = args.split or DEFAULT_SPLITS[args.dataset][1]
-    dataset = load_dataset(args.dataset, args.data_root, split, EvalResize(size), fileset=args.fileset,
-                           **({"num_classes": bank.num_classes} if args.dataset == "folder" else {}))
+    dataset = _dataset(args, split, EvalResize(size), args.fileset, num_classes=bank.num_classes)
     if list(dataset.class_names) != bank.class_names:
         raise ConfigError(f"{dataset.root}: evaluation classes differ from the bank's ({dataset.num_classes} vs "
                           f"{bank.num_classes} classes)")
@@ -228,8 +287,9 @@ def cmd_segment(args) -> int:
     from tqdm.auto import tqdm
 
     bank = MemoryBank.load(args.bank)
-    features = _features(args, bank.metadata)
-    size = _input_size(args, features, bank.metadata)
+    encoder = _encoder(args, bank.metadata)
+    size = _input_size(args, encoder, bank.metadata)
+    features = _features(args, encoder, size, bank.metadata)
     bank.check_compatible(dict(features.metadata(), input_size=size), source=args.bank)
     decoder = make_decoder(bank, k=args.k, temperature=args.temperature, index_spec=args.index, nprobe=args.nprobe)
     palette = palette_for(bank.metadata.get("dataset", "folder"), bank.num_classes)
@@ -245,7 +305,7 @@ def cmd_segment(args) -> int:
         except OSError as exc:
             raise ConfigError(f"{path}: cannot read image ({exc})") from exc
         tensor, _ = resize(image, np.zeros((image.height, image.width), dtype=np.int64))
-        dist = decoder.patch_distributions(features(tensor[None].to(features.encoder.mean.device)).cpu())
+        dist = decoder.patch_distributions(features(tensor[None].to(encoder.mean.device), [path.stem]).cpu())
         labels = decoder.upsample(dist, (image.height, image.width))[0].numpy().astype(np.uint8)
         label_img = Image.fromarray(labels, mode="P")
         label_img.putpalette(palette.flatten().tolist())

@@ -2,7 +2,8 @@
 
 A feature source maps images ``(B, 3, H, W)`` in ``[0, 1]`` to L2-normalised patch features
 ``(B, H/p, W/p, D)``. ``TokenFeatures`` uses the backbone's patch tokens; dense FUNGI features
-(``fungi_dense``) plug in through the same interface.
+(``fungi_dense.features.FungiFeatures``) plug in through the same interface: ``patch_size``,
+``dim``, ``kind``, ``to(device)``, ``__call__(images, image_ids=None)`` and ``metadata()``.
 """
 
 from __future__ import annotations
@@ -33,8 +34,9 @@ class TokenFeatures:
         self.encoder.to(device)
         return self
 
-    def __call__(self, images: torch.Tensor) -> torch.Tensor:
-        """Images ``(B, 3, H, W)`` in ``[0, 1]`` → ``(B, h, w, D)`` float32, unit norm per patch."""
+    def __call__(self, images: torch.Tensor, image_ids: list[str] | None = None) -> torch.Tensor:
+        """Images ``(B, 3, H, W)`` in ``[0, 1]`` → ``(B, h, w, D)`` float32, unit norm per patch.
+        ``image_ids`` is accepted for interface parity with sources that use it (FUNGI)."""
         return F.normalize(self.encoder(images), dim=-1)
 
     def metadata(self) -> dict:

@@ -22,7 +22,8 @@ from hummingbird.errors import BankError
 
 FORMAT_VERSION = 1
 # Metadata fields that must agree between a bank and the pipeline that queries it.
-COMPATIBILITY_FIELDS = ("backbone", "weights", "layer", "patch_size", "feature_kind", "feature_dim", "input_size")
+COMPATIBILITY_FIELDS = ("backbone", "weights", "layer", "patch_size", "feature_kind", "feature_dim", "input_size",
+                        "fungi")
 
 
 @dataclass

@@ -60,7 +60,7 @@ def build_memory_bank(features: TokenFeatures, dataset: SegmentationDataset, inp
         dataset.epoch = epoch
         desc = f"memory epoch {epoch + 1}/{augmentation_epochs}"
         for batch in tqdm(_loader(dataset, opts), desc=desc, disable=not opts.progress, unit="batch"):
-            f = features(batch["image"].to(opts.device)).cpu()  # (B, h, w, D)
+            f = features(batch["image"].to(opts.device), image_ids=list(batch["id"])).cpu()  # (B, h, w, D)
             b, h, w, d = f.shape
             dists = patch_label_distributions(batch["mask"], features.patch_size, dataset.num_classes,
                                               IGNORE_INDEX).view(b, h * w, -1)
@@ -111,7 +111,8 @@ def evaluate(features: TokenFeatures, decoder: HummingbirdDecoder, dataset: Segm
     started, images = time.perf_counter(), 0
     for batch in tqdm(_loader(dataset, opts), desc="evaluate", disable=not opts.progress, unit="batch"):
         masks = batch["mask"]
-        predictions = decoder.predict(features(batch["image"].to(opts.device)).cpu(), tuple(masks.shape[-2:]))
+        query = features(batch["image"].to(opts.device), image_ids=list(batch["id"])).cpu()
+        predictions = decoder.predict(query, tuple(masks.shape[-2:]))
         confusion.update(predictions, masks)
         images += len(masks)
     seconds = time.perf_counter() - started

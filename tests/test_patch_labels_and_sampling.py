@@ -47,7 +47,10 @@ def test_class_balanced_selection_picks_rare_class_patches_first():
 def test_class_balanced_tie_break_is_random_but_seeded():
     dists = torch.zeros(1, 64, 2)
     dists[0, :, 0] = 1
-    pick = lambda s: class_balanced_selection(dists, 8, torch.Generator().manual_seed(s))[0].tolist()
+
+    def pick(seed):
+        return class_balanced_selection(dists, 8, torch.Generator().manual_seed(seed))[0].tolist()
+
     assert pick(1) == pick(1)
     assert pick(1) != pick(2)
     assert len(set(pick(1))) == 8
