@@ -21,6 +21,8 @@ from pathlib import Path
 
 import torch
 
+from fungi_dense.assemble import fungi_features
+from fungi_dense.features import FungiConfig
 from hummingbird.backbones import encoder_from_weights_file
 from hummingbird.cli import DEFAULT_INPUT_SIZE
 from hummingbird.datasets import DEFAULT_SPLITS, load_dataset
@@ -54,6 +56,12 @@ def build_parser(dataset: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--fp16", action="store_true", help="float16 memory features")
     p.add_argument("--limit-train", type=int, default=None, help="first N training images (smoke runs)")
     p.add_argument("--limit-val", type=int, default=None, help="first N validation images (smoke runs)")
+    p.add_argument("--features", nargs="+", default=["tokens"], choices=("tokens", "fungi-fast", "fungi-dense"),
+                   help="feature kinds, one set of rows each (FUNGI rows build a support memory per training set)")
+    p.add_argument("--fungi-objectives", nargs="+", default=["infonce"], choices=("infonce", "kl"))
+    p.add_argument("--fungi-support-fraction", type=float, default=0.5)
+    p.add_argument("--fungi-support-index", default="Flat")
+    p.add_argument("--fungi-pca-dim", type=int, default=None)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--num-workers", type=int, default=4)
@@ -73,22 +81,23 @@ def main(argv: list[str] | None = None, dataset: str | None = None) -> int:
     train_split = args.train_split or DEFAULT_SPLITS[args.dataset][0]
     val_split = args.val_split or DEFAULT_SPLITS[args.dataset][1]
     filesets = ([None] if not args.no_full else []) + list(args.filesets)
-    rows = [(fs, m) for fs in filesets for m in args.memory_sizes]
+    rows = [(kind, fs, m) for kind in args.features for fs in filesets for m in args.memory_sizes]
 
-    features = TokenFeatures(encoder_from_weights_file(args.backbone, args.weights)).to(args.device)
-    size = args.input_size or DEFAULT_INPUT_SIZE.get(features.patch_size, 512)
-    bytes_per = (2 if args.fp16 else 4) * features.dim
-    for fs, m in rows:
-        print(f"row {_row_name(args, fs, m)}: memory {m:,} patches x {features.dim} = {m * bytes_per / 2**30:.2f} GiB "
-              f"features", file=sys.stderr)
+    encoder = encoder_from_weights_file(args.backbone, args.weights).to(args.device)
+    size = args.input_size or DEFAULT_INPUT_SIZE.get(encoder.patch_size, 512)
+    for kind, fs, m in rows:
+        dim = encoder.embed_dim * (1 if kind == "tokens" else 1 + len(args.fungi_objectives))
+        dim = args.fungi_pca_dim if kind != "tokens" and args.fungi_pca_dim else dim
+        print(f"row {_row_name(args, kind, fs, m)}: memory {m:,} patches x {dim} = "
+              f"{m * dim * (2 if args.fp16 else 4) / 2**30:.2f} GiB features", file=sys.stderr)
     if args.dry_run:
         return 0
 
     opts = LoaderOptions(batch_size=args.batch_size, num_workers=args.num_workers, device=args.device)
     val = _limited(load_dataset(args.dataset, args.data_root, val_split, EvalResize(size)), args.limit_val)
-    summary = []
-    for fs, memory_size in rows:
-        name = _row_name(args, fs, memory_size)
+    summary, sources = [], {}
+    for kind, fs, memory_size in rows:
+        name = _row_name(args, kind, fs, memory_size)
         row_path = out_dir / "rows" / f"{name}.json"
         if row_path.is_file():
             print(f"{name}: done already ({row_path}), skipping", file=sys.stderr)
@@ -97,16 +106,20 @@ def main(argv: list[str] | None = None, dataset: str | None = None) -> int:
         train = load_dataset(args.dataset, args.data_root, train_split, MemoryAugment(size), seed=args.seed,
                              fileset=fs)
         train = _limited(train, args.limit_train)
+        if (kind, fs) not in sources:
+            sources[(kind, fs)] = _feature_source(args, kind, encoder, size, train, out_dir, fs, opts)
+        features = sources[(kind, fs)]
         started = time.perf_counter()
         bank = build_memory_bank(features, train, size, memory_size=memory_size,
                                  augmentation_epochs=args.augmentation_epochs, seed=args.seed, fp16=args.fp16,
                                  opts=opts)
         decoder = make_decoder(bank, k=args.k, temperature=args.temperature, index_spec=args.index, seed=args.seed)
         result = evaluate(features, decoder, val, opts)
-        row = {"row": name, "dataset": args.dataset, "backbone": args.backbone, "feature_kind": features.kind,
+        row = {"row": name, "dataset": args.dataset, "backbone": args.backbone, "feature_kind": kind,
                "fileset": fs, "train_images": len(train), "val_images": len(val), "memory_size": memory_size,
                "memory_patches": len(bank), "input_size": size, "k": args.k, "temperature": args.temperature,
-               "index": args.index, "seed": args.seed, "weights": features.encoder.weights_id,
+               "index": args.index, "seed": args.seed, "weights": encoder.weights_id,
+               "feature_dim": features.dim, "fungi": bank.metadata.get("fungi"),
                "mIoU": result["mIoU"], "mIoU_hungarian": result["hungarian"]["mIoU"],
                "pixel_accuracy": result["pixel_accuracy"], "per_class_iou": result["per_class_iou"],
                "seconds": round(time.perf_counter() - started, 1)}
@@ -124,9 +137,25 @@ def main(argv: list[str] | None = None, dataset: str | None = None) -> int:
     return 0
 
 
-def _row_name(args, fileset: str | None, memory_size: int) -> str:
+def _feature_source(args, kind: str, encoder, size: int, train, out_dir: Path, fileset: str | None, opts):
+    """Plain tokens, or FUNGI with a support memory built from this row's training images (kept on disk
+    under ``out_dir/support/`` and reused on resume)."""
+    if kind == "tokens":
+        return TokenFeatures(encoder)
+    config = FungiConfig(objectives=tuple(args.fungi_objectives), projection=kind.split("-")[1],
+                         pca_dim=args.fungi_pca_dim)
+    support_train = train.subset([s.id for s in train.samples], "training images")
+    support_train.transform = EvalResize(size)
     subset = Path(fileset).stem if fileset else "full"
-    return f"{args.dataset}_{args.backbone}_{subset}_m{memory_size}"
+    support_path = out_dir / "support" / f"{args.dataset}_{args.backbone}_{subset}_{size}.safetensors"
+    return fungi_features(encoder, config, support_path, size, training=support_train,
+                          support_fraction=args.fungi_support_fraction, support_index=args.fungi_support_index,
+                          seed=args.seed, opts=opts)
+
+
+def _row_name(args, kind: str, fileset: str | None, memory_size: int) -> str:
+    subset = Path(fileset).stem if fileset else "full"
+    return f"{args.dataset}_{args.backbone}_{kind}_{subset}_m{memory_size}"
 
 
 if __name__ == "__main__":

@@ -24,17 +24,23 @@ def test_table_rows_resume_and_summary(folder_dataset, tmp_path):
     table = _load("eval/hbird_table.py")
     args = ["--dataset", "folder", "--data-root", str(folder_dataset), "--backbone", "dino_vits16",
             "--weights", "random", "--input-size", "64", "--memory-sizes", "32", "64", "--k", "5",
+            "--features", "tokens", "fungi-fast",
             "--num-workers", "0", "--batch-size", "4", "--out-dir", str(tmp_path / "run")]
     assert table.main(args) == 0
     rows = sorted((tmp_path / "run" / "rows").glob("*.json"))
-    assert [r.name for r in rows] == ["folder_dino_vits16_full_m32.json", "folder_dino_vits16_full_m64.json"]
-    first = json.loads(rows[0].read_text())
-    assert first["memory_patches"] == 32 and 0.5 < first["mIoU"] <= 1.0
+    assert [r.name for r in rows] == ["folder_dino_vits16_fungi-fast_full_m32.json",
+                                      "folder_dino_vits16_fungi-fast_full_m64.json",
+                                      "folder_dino_vits16_tokens_full_m32.json", "folder_dino_vits16_tokens_full_m64.json"]
+    tokens_row, fungi_row = json.loads(rows[2].read_text()), json.loads(rows[0].read_text())
+    assert tokens_row["memory_patches"] == 32 and 0.5 < tokens_row["mIoU"] <= 1.0
+    assert fungi_row["feature_dim"] == 768 and fungi_row["fungi"]["projection"] == "fast"
+    assert len(list((tmp_path / "run" / "support").glob("*.safetensors"))) == 1
     stamps = [r.stat().st_mtime_ns for r in rows]
     assert table.main(args) == 0  # resumed: nothing recomputed
     assert [r.stat().st_mtime_ns for r in rows] == stamps
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
-    assert [r["memory_size"] for r in summary["rows"]] == [32, 64]
+    assert [(r["feature_kind"], r["memory_size"]) for r in summary["rows"]] == [
+        ("tokens", 32), ("tokens", 64), ("fungi-fast", 32), ("fungi-fast", 64)]
     assert "| dino_vits16 | tokens | full | 32 |" in (tmp_path / "run" / "summary.md").read_text()
 
 

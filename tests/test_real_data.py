@@ -35,3 +35,32 @@ def test_real_voc_evaluation_on_cpu():
     assert math.isfinite(result["mIoU"]) and 0 <= result["mIoU"] <= 1
     # a working pipeline with real self-supervised weights is far above chance (~1/21 per class)
     assert result["pixel_accuracy"] > 0.6 and result["mIoU"] > 0.15
+
+
+def test_real_voc_fungi_against_tokens(tmp_path):
+    """Same memory, seeds and images: plain tokens vs FUNGI (fast and dense), printed as an mIoU table."""
+    from fungi_dense.assemble import fungi_features
+    from fungi_dense.features import FungiConfig
+
+    name, weights = real_weights()
+    root = real_voc()
+    encoder = load_backbone(name, weights=weights)
+    size = 448
+    train = _first(load_dataset("voc", root, "train", MemoryAugment(size)), TRAIN_IMAGES)
+    plain_train = _first(load_dataset("voc", root, "train", EvalResize(size)), TRAIN_IMAGES)
+    val = _first(load_dataset("voc", root, "val", EvalResize(size)), VAL_IMAGES)
+    opts = LoaderOptions(batch_size=4, num_workers=2)
+    sources = {"tokens": TokenFeatures(encoder)}
+    for projection in ("fast", "dense"):
+        sources[f"fungi-{projection}"] = fungi_features(encoder, FungiConfig(projection=projection),
+                                                        tmp_path / "support.safetensors", size, training=plain_train,
+                                                        opts=opts)
+    table = {}
+    for kind, features in sources.items():
+        bank = build_memory_bank(features, train, size, memory_size=TRAIN_IMAGES * 200, seed=0, opts=opts)
+        table[kind] = evaluate(features, make_decoder(bank), val, opts)["mIoU"]
+    print(f"\n{name}: {len(train)} train / {len(val)} val VOC images, memory {TRAIN_IMAGES * 200}, {size}px")
+    print("| features | mIoU |\n|---|---|")
+    for kind, miou in table.items():
+        print(f"| {kind} | {100 * miou:.2f} |")
+    assert all(math.isfinite(v) and 0 <= v <= 1 for v in table.values())
