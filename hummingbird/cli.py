@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +17,7 @@ from fungi_dense.features import FungiConfig
 from hummingbird import __version__
 from hummingbird.backbones import PRESETS, RANDOM_WEIGHTS, PatchEncoder, encoder_from_weights_file
 from hummingbird.datasets import DEFAULT_SPLITS, IMAGE_SUFFIXES, load_dataset
-from hummingbird.errors import ConfigError, HummingbirdError
+from hummingbird.errors import BankError, ConfigError, HummingbirdError
 from hummingbird.features import TokenFeatures
 from hummingbird.memory import MemoryBank
 from hummingbird.palettes import palette_for
@@ -141,6 +143,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fungi-support", default=None, help="FUNGI banks: support memory file (default: the bank's)")
     _add_decoder_args(p)
     _add_runtime_args(p)
+
+    p = sub.add_parser("check-dataset", help="report every problem of a dataset and its class frequencies",
+                       description="Scan images and masks for problems (missing pairs, unreadable files, size "
+                                   "mismatches, colour masks, out-of-range values, tiny images) in one pass, "
+                                   "and count class pixels; builds nothing. Exit status 1 if problems were found.")
+    p.add_argument("path", help="dataset folder")
+    p.add_argument("--dataset", choices=("voc", "ade20k", "folder"), default="folder")
+    p.add_argument("--split", default="all", help="split to check (default: all; voc: train/val/trainaug)")
+    p.add_argument("--num-classes", type=int, default=None)
+    p.add_argument("--patch-size", type=int, default=16, help="smallest acceptable image side")
+    p.add_argument("--out", default=None, help="also write the report as JSON here")
+    p.add_argument("--no-progress", action="store_true")
     return parser
 
 
@@ -191,16 +205,19 @@ def _features(args, encoder: PatchEncoder, size: int, bank_meta: dict | None = N
     recorded = meta.get("fungi_support") or {}
     training = None
     if train_split is not None:
-        training = _dataset(args, train_split, EvalResize(size), train_fileset)
+        training = _dataset(args, train_split, EvalResize(size), train_fileset, min_side=encoder.patch_size)
     return fungi_features(encoder, config, args.fungi_support or recorded.get("path"), size, training=training,
                           support_fraction=getattr(args, "fungi_support_fraction", 0.5),
                           support_index=getattr(args, "fungi_support_index", "Flat"), seed=args.seed,
                           expected_sha256=recorded.get("sha256"), opts=_opts(args))
 
 
-def _dataset(args, split: str, transform, fileset: str | None = None, num_classes: int | None = None):
+def _dataset(args, split: str, transform, fileset: str | None = None, num_classes: int | None = None,
+             min_side: int = 1):
     extra = {"num_classes": num_classes or args.num_classes} if args.dataset == "folder" else {}
-    return load_dataset(args.dataset, args.data_root, split, transform, seed=args.seed, fileset=fileset, **extra)
+    dataset = load_dataset(args.dataset, args.data_root, split, transform, seed=args.seed, fileset=fileset, **extra)
+    dataset.min_side = min_side
+    return dataset
 
 
 def _opts(args) -> LoaderOptions:
@@ -209,7 +226,8 @@ def _opts(args) -> LoaderOptions:
 
 
 def _build(args, features, size: int, split: str, fileset: str | None) -> MemoryBank:
-    dataset = _dataset(args, split, EvalResize(size) if args.no_augment else MemoryAugment(size), fileset)
+    dataset = _dataset(args, split, EvalResize(size) if args.no_augment else MemoryAugment(size), fileset,
+                       min_side=features.patch_size)
     print(f"memory: {len(dataset)} images of {dataset.root} [{split}], {dataset.num_classes} classes, "
           f"{features.kind} features ({features.dim} dims)", file=sys.stderr)
     return build_memory_bank(features, dataset, size, memory_size=args.memory_size,
@@ -249,10 +267,12 @@ def cmd_evaluate(args) -> int:
         if args.save_bank:
             bank.save(args.save_bank)
     split = args.split or DEFAULT_SPLITS[args.dataset][1]
-    dataset = _dataset(args, split, EvalResize(size), args.fileset, num_classes=bank.num_classes)
+    dataset = _dataset(args, split, EvalResize(size), args.fileset, num_classes=bank.num_classes,
+                       min_side=encoder.patch_size)
     if list(dataset.class_names) != bank.class_names:
-        raise ConfigError(f"{dataset.root}: evaluation classes differ from the bank's ({dataset.num_classes} vs "
-                          f"{bank.num_classes} classes)")
+        differ = [f"{i}: {a!r} vs {b!r}" for i, (a, b) in enumerate(zip(bank.class_names, dataset.class_names)) if a != b]
+        raise BankError(f"{args.bank or 'memory bank'}: built for other classes than {dataset.root} "
+                        f"({bank.num_classes} vs {dataset.num_classes} classes{'; ' + ', '.join(differ[:3]) if differ else ''})")
     decoder = make_decoder(bank, k=args.k, temperature=args.temperature, index_spec=args.index,
                            nprobe=args.nprobe, seed=args.seed)
     result = evaluate(features, decoder, dataset, _opts(args))
@@ -302,8 +322,11 @@ def cmd_segment(args) -> int:
         try:
             with Image.open(path) as img:
                 image = img.convert("RGB")
-        except OSError as exc:
-            raise ConfigError(f"{path}: cannot read image ({exc})") from exc
+        except (OSError, SyntaxError, ValueError) as exc:
+            raise ConfigError(f"{path}: cannot read image, unreadable or truncated ({exc})") from exc
+        if min(image.width, image.height) < encoder.patch_size:
+            raise ConfigError(f"{path}: image is {image.width}x{image.height}, smaller than one "
+                              f"{encoder.patch_size}-px patch")
         tensor, _ = resize(image, np.zeros((image.height, image.width), dtype=np.int64))
         dist = decoder.patch_distributions(features(tensor[None].to(encoder.mean.device), [path.stem]).cpu())
         labels = decoder.upsample(dist, (image.height, image.width))[0].numpy().astype(np.uint8)
@@ -320,16 +343,53 @@ def cmd_segment(args) -> int:
     return 0
 
 
-COMMANDS = {"build-memory": cmd_build_memory, "evaluate": cmd_evaluate, "segment": cmd_segment}
+def cmd_check_dataset(args) -> int:
+    from hummingbird.validation import scan_dataset
+
+    report = scan_dataset(args.dataset, args.path, args.split, num_classes=args.num_classes,
+                          patch_size=args.patch_size, progress=not args.no_progress)
+    print(report.format())
+    if args.out:
+        write_json(args.out, report.to_dict())
+    return 0 if report.ok else 1
+
+
+COMMANDS = {"build-memory": cmd_build_memory, "evaluate": cmd_evaluate, "segment": cmd_segment,
+            "check-dataset": cmd_check_dataset}
+
+
+def _user_message(exc: Exception) -> str:
+    """The error's own one-line message, also when a DataLoader worker re-raised it with its traceback."""
+    text = str(exc)
+    marker = f"{type(exc).__name__}: "
+    if "Original Traceback" in text and marker in text:
+        return text.rsplit(marker, 1)[1].strip()
+    return text
+
+
+class Terminated(Exception):
+    """SIGTERM arrived; raised so that clean-up (temporary files) runs before exiting."""
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated()
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    previous = signal.signal(signal.SIGTERM, _raise_terminated) if threading.current_thread() is threading.main_thread() else None
     try:
         return COMMANDS[args.command](args)
     except HummingbirdError as exc:
-        print(f"hummingbird {args.command}: error: {exc}", file=sys.stderr)
+        print(f"hummingbird {args.command}: error: {_user_message(exc)}", file=sys.stderr)
         return 2
+    except (Terminated, KeyboardInterrupt):
+        print(f"hummingbird {args.command}: interrupted; files written so far are complete, nothing partial was "
+              f"left", file=sys.stderr)
+        return 143
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ after its paired transform; mask values are class indices in ``[0, num_classes)`
 
 from __future__ import annotations
 
+import warnings
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,6 +53,7 @@ class SegmentationDataset(torch.utils.data.Dataset):
         self.class_names = tuple(class_names)
         self.transform = transform
         self.seed, self.epoch = seed, 0
+        self.min_side = 1  # callers set the backbone's patch size
 
     @property
     def num_classes(self) -> int:
@@ -65,12 +67,17 @@ class SegmentationDataset(torch.utils.data.Dataset):
         return raw
 
     def read_image(self, index: int) -> Image.Image:
+        """RGB image; grayscale, palette and RGBA images are converted (one warning per dataset)."""
         path = self.samples[index].image
         try:
             with Image.open(path) as img:
+                if img.mode != "RGB" and not getattr(self, "_warned_conversion", False):
+                    self._warned_conversion = True
+                    warnings.warn(f"{path}: {img.mode} image converted to RGB (further conversions in "
+                                  f"{self.root} are not reported)", stacklevel=2)
                 return img.convert("RGB")
-        except (OSError, SyntaxError) as exc:
-            raise DatasetError(f"{path}: cannot read image ({exc})") from exc
+        except (OSError, SyntaxError, ValueError) as exc:
+            raise DatasetError(f"{path}: cannot read image, unreadable or truncated ({exc})") from exc
 
     def read_mask(self, index: int) -> np.ndarray:
         """Mask ``(H, W)`` int64 of class indices and ``IGNORE_INDEX``."""
@@ -80,22 +87,36 @@ class SegmentationDataset(torch.utils.data.Dataset):
         try:
             with Image.open(path) as img:
                 raw = np.array(img)
-        except (OSError, SyntaxError) as exc:
-            raise DatasetError(f"{path}: cannot read mask ({exc})") from exc
+        except (OSError, SyntaxError, ValueError) as exc:
+            raise DatasetError(f"{path}: cannot read mask, unreadable or truncated ({exc})") from exc
         if raw.ndim != 2:
-            raise DatasetError(f"{path}: mask has {raw.ndim} dimensions (an RGB colour mask?); "
-                               f"expected a single-channel PNG of class indices")
-        return self.decode_mask(raw.astype(np.int64))
+            raise DatasetError(f"{path}: mask is a {raw.shape[-1]}-channel colour image (RGB palette colours?); "
+                               f"expected a single-channel PNG of class indices (e.g. a palette-mode PNG "
+                               f"as in VOC SegmentationClass, or grayscale values 0..C-1 and 255)")
+        mask = self.decode_mask(raw.astype(np.int64))
+        outside = np.unique(mask[(mask != IGNORE_INDEX) & ((mask < 0) | (mask >= self.num_classes))])
+        if outside.size:
+            raise DatasetError(f"{path}: mask values {outside[:10].tolist()} are outside the {self.num_classes} "
+                               f"classes [0, {self.num_classes - 1}] and not the ignore index {IGNORE_INDEX}")
+        return mask
+
+    def load_sample(self, index: int) -> tuple[Image.Image, np.ndarray]:
+        """Read and check one image and its mask (sizes agree, image at least ``min_side`` px)."""
+        image, mask = self.read_image(index), self.read_mask(index)
+        if mask.shape != (image.height, image.width):
+            raise DatasetError(f"{self.samples[index].mask}: mask is {mask.shape[1]}x{mask.shape[0]} but its "
+                               f"image is {image.width}x{image.height}")
+        if min(image.width, image.height) < self.min_side:
+            raise DatasetError(f"{self.samples[index].image}: image is {image.width}x{image.height}, smaller than "
+                               f"one {self.min_side}-px patch")
+        return image, mask
 
     def sample_seed(self, index: int) -> int:
         """Seed of sample ``index``'s augmentation in the current epoch."""
         return zlib.crc32(f"{self.seed}/{self.epoch}/{index}".encode())
 
     def __getitem__(self, index: int) -> dict:
-        image, mask = self.read_image(index), self.read_mask(index)
-        if mask.shape != (image.height, image.width):
-            raise DatasetError(f"{self.samples[index].mask}: mask is {mask.shape[1]}x{mask.shape[0]} but its "
-                               f"image is {image.width}x{image.height}")
+        image, mask = self.load_sample(index)
         if self.transform is None:
             image_t = torch.from_numpy(np.asarray(image).copy()).permute(2, 0, 1).float() / 255
             mask_t = torch.from_numpy(mask)
@@ -199,8 +220,10 @@ class FolderSegmentation(SegmentationDataset):
         image_dir, mask_dir = root / "images", root / "masks"
         if split != "all" and (image_dir / split).is_dir():
             image_dir, mask_dir = image_dir / split, mask_dir / split
+        if not any(root.iterdir()):
+            raise DatasetError(f"{root}: dataset folder is empty")
         if not image_dir.is_dir():
-            raise DatasetError(f"{root}: no images/ folder")
+            raise DatasetError(f"{root}: no images/ folder (expected images/ and masks/; see data/README.md)")
         images = {p.stem: p for p in sorted(image_dir.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES}
         if not images:
             raise DatasetError(f"{image_dir}: no images ({', '.join(IMAGE_SUFFIXES)})")
@@ -223,6 +246,10 @@ class FolderSegmentation(SegmentationDataset):
             if without:
                 raise DatasetError(f"{mask_dir}: {len(without)} images have no mask <id>.png: "
                                    f"{', '.join(without[:5])}{' ...' if len(without) > 5 else ''}")
+            orphans = sorted(p.name for p in mask_dir.glob("*.png") if p.stem not in images)
+            if orphans:
+                raise DatasetError(f"{mask_dir}: {len(orphans)} masks have no image in {image_dir}: "
+                                   f"{', '.join(orphans[:5])}{' ...' if len(orphans) > 5 else ''}")
         class_names = _folder_class_names(root, samples, num_classes)
         super().__init__(root, split, samples, class_names, transform, seed)
 
@@ -238,7 +265,11 @@ def _folder_class_names(root: Path, samples: Sequence[SampleFiles], num_classes:
         largest = 0
         for s in samples:
             if s.mask is not None:
-                values = np.unique(np.array(Image.open(s.mask)))
+                try:
+                    with Image.open(s.mask) as img:
+                        values = np.unique(np.array(img))
+                except (OSError, SyntaxError, ValueError) as exc:
+                    raise DatasetError(f"{s.mask}: cannot read mask, unreadable or truncated ({exc})") from exc
                 values = values[values != IGNORE_INDEX]
                 largest = max(largest, int(values.max()) if values.size else 0)
         num_classes = largest + 1

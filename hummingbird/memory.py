@@ -3,11 +3,14 @@
 A bank is one ``.safetensors`` file: tensors ``features (N, D)``, ``labels (N, C)`` and
 ``sources (N, 3)`` (image index in the dataset, patch row, patch column), plus a JSON metadata
 record of everything needed to reuse it (backbone, weights hash, input and patch size, feature
-kind, dataset, classes, seed). Files are written to a temporary name and renamed into place.
+kind, dataset, classes, seed), a format version and a BLAKE2b checksum of the tensors, verified on
+load. Files are written to a temporary name and renamed into place, so an interrupted write never
+leaves a partial bank under the final name.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -24,6 +27,15 @@ FORMAT_VERSION = 1
 # Metadata fields that must agree between a bank and the pipeline that queries it.
 COMPATIBILITY_FIELDS = ("backbone", "weights", "layer", "patch_size", "feature_kind", "feature_dim", "input_size",
                         "fungi")
+
+
+def tensors_checksum(tensors: dict[str, torch.Tensor]) -> str:
+    """BLAKE2b of the named tensors' raw bytes, in name order."""
+    digest = hashlib.blake2b(digest_size=32)
+    for name in sorted(tensors):
+        digest.update(name.encode())
+        digest.update(tensors[name].contiguous().view(torch.uint8).numpy().data)
+    return f"blake2b:{digest.hexdigest()}"
 
 
 @dataclass
@@ -60,9 +72,10 @@ class MemoryBank:
         """Write the bank atomically (temporary file, then rename)."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        meta = dict(self.metadata, format_version=FORMAT_VERSION, num_patches=len(self))
         tensors = {"features": self.features.contiguous(), "labels": self.labels.contiguous(),
                    "sources": self.sources.contiguous()}
+        meta = dict(self.metadata, format_version=FORMAT_VERSION, num_patches=len(self),
+                    checksum=tensors_checksum(tensors))
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         os.close(fd)
         try:
@@ -89,10 +102,20 @@ class MemoryBank:
             raise BankError(f"{path}: not a readable memory bank ({exc})") from exc
         if raw_meta is None or not {"features", "labels", "sources"} <= tensors.keys():
             raise BankError(f"{path}: a safetensors file but not a hummingbird memory bank")
-        meta = json.loads(raw_meta)
-        if meta.get("format_version", 0) > FORMAT_VERSION:
-            raise BankError(f"{path}: bank format {meta['format_version']} is newer than this toolkit reads "
+        try:
+            meta = json.loads(raw_meta)
+        except json.JSONDecodeError as exc:
+            raise BankError(f"{path}: bank metadata is not valid JSON ({exc})") from exc
+        version = meta.get("format_version")
+        if not isinstance(version, int) or version < 1:
+            raise BankError(f"{path}: bank has no valid format_version ({version!r})")
+        if version > FORMAT_VERSION:
+            raise BankError(f"{path}: bank format {version} is newer than this toolkit reads "
                             f"({FORMAT_VERSION}); upgrade hummingbird")
+        expected, actual = meta.get("checksum"), tensors_checksum(tensors)
+        if expected != actual:
+            raise BankError(f"{path}: bank checksum mismatch (stored {str(expected)[:20]}…, computed "
+                            f"{actual[:20]}…); the file is corrupted")
         return cls(tensors["features"], tensors["labels"], tensors["sources"], meta)
 
     def check_compatible(self, pipeline: dict, source: str = "memory bank") -> None:
