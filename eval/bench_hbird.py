@@ -27,7 +27,6 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
 
 from hummingbird.backbones import encoder_from_weights_file
 from hummingbird.datasets import load_dataset
@@ -35,6 +34,7 @@ from hummingbird.features import TokenFeatures
 from hummingbird.index import NeighbourIndex
 from hummingbird.pipeline import LoaderOptions, build_memory_bank
 from hummingbird.results import write_json
+from hummingbird.synthetic import write_block_dataset
 from hummingbird.transforms import MemoryAugment
 
 
@@ -57,24 +57,11 @@ def bench_tokens(features: TokenFeatures, images: int, size: int, batch: int, de
     return {"images": images, "seconds": round(seconds, 3), "images_per_s": round(images / seconds, 2)}
 
 
-def _write_scenes(root: Path, count: int, size: int, classes: int = 21, seed: int = 0) -> Path:
-    rng = np.random.default_rng(seed)
-    (root / "images").mkdir(parents=True)
-    (root / "masks").mkdir()
-    for i in range(count):
-        cells = rng.integers(0, classes, size=(8, 8))
-        mask = np.kron(cells, np.ones((size // 8, size // 8), np.int64)).astype(np.uint8)
-        image = rng.integers(0, 255, size=(size, size, 3), dtype=np.uint8)
-        Image.fromarray(image).save(root / "images" / f"{i:05d}.jpg")
-        Image.fromarray(mask).save(root / "masks" / f"{i:05d}.png")
-    (root / "classes.txt").write_text("\n".join(f"c{i}" for i in range(classes)) + "\n")
-    return root
-
-
 def bench_memory(features: TokenFeatures, images: int, size: int, opts: LoaderOptions) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
-        root = _write_scenes(Path(tmp) / "scenes", images, size)
-        dataset = load_dataset("folder", root, "all", MemoryAugment(size))
+        root = write_block_dataset(Path(tmp) / "scenes", n_train=images, n_val=0, size=size, block=size // 8,
+                                   num_classes=21)
+        dataset = load_dataset("folder", root, "train", MemoryAugment(size))
         out = {}
         for label, memory_size in (("unbounded", None), ("bounded", images * 100)):
             started = time.perf_counter()

@@ -8,8 +8,6 @@ recorded (path and SHA-256) in the metadata of every bank built with it.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,6 +18,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
+from hummingbird.atomic import atomic_path
 from hummingbird.backbones import PatchEncoder
 from hummingbird.checkpoints import file_sha256
 from hummingbird.datasets import SegmentationDataset
@@ -84,18 +83,11 @@ class SupportMemory:
     def save(self, path: str | Path) -> Path:
         """Write atomically; records the file's SHA-256 on this object."""
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         tensors = {"tokens": self.tokens.contiguous(), "image_index": self.image_index.contiguous(),
                    **{f"pca_{k}": v.contiguous() for k, v in self.pca.items()}}
         meta = dict(self.metadata, image_ids=self.image_ids)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        os.close(fd)
-        try:
+        with atomic_path(path) as tmp:
             save_file(tensors, tmp, metadata={"fungi_support": json.dumps(meta, sort_keys=True)})
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
         self.path, self.sha256 = path, file_sha256(path)
         return path
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import signal
+from dataclasses import dataclass
 import sys
 import threading
 from pathlib import Path
@@ -14,16 +15,19 @@ from PIL import Image
 
 from fungi_dense.assemble import fungi_features
 from fungi_dense.features import FungiConfig
-from hummingbird import __version__
+from hummingbird import __version__, render
 from hummingbird.backbones import PRESETS, RANDOM_WEIGHTS, PatchEncoder, encoder_from_weights_file
 from hummingbird.datasets import DEFAULT_SPLITS, IMAGE_SUFFIXES, load_dataset
 from hummingbird.errors import BankError, ConfigError, HummingbirdError
 from hummingbird.features import TokenFeatures
+from hummingbird.geometry import patch_box_in_source, point_to_patch
 from hummingbird.memory import MemoryBank
+from hummingbird.neighbours import SourceImages, describe_neighbours, query_image
 from hummingbird.palettes import palette_for
 from hummingbird.pipeline import LoaderOptions, build_memory_bank, evaluate, make_decoder
 from hummingbird.results import format_scores, write_json
 from hummingbird.transforms import EvalResize, MemoryAugment
+from hummingbird.viewer import build_viewer_data, write_viewer
 
 DEFAULT_INPUT_SIZE = {14: 504, 8: 512, 16: 512}
 
@@ -63,6 +67,15 @@ def _add_feature_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--fungi-weights", type=float, nargs=2, default=(1.0, 1.0), metavar=("TOKENS", "GRADIENTS"),
                    help="weights of the normalised parts before the final normalisation")
     g.add_argument("--fungi-pca-dim", type=int, default=None, help="PCA of the FUNGI feature to this size")
+
+
+def _add_bank_query_args(p: argparse.ArgumentParser, k: int | None = None) -> None:
+    _add_backbone_args(p, from_bank=True)
+    p.add_argument("--fungi-support", default=None, help="FUNGI banks: support memory file (default: the bank's)")
+    _add_decoder_args(p)
+    if k is not None:
+        p.set_defaults(k=k)
+    _add_runtime_args(p)
 
 
 def _add_runtime_args(p: argparse.ArgumentParser) -> None:
@@ -133,16 +146,38 @@ def build_parser() -> argparse.ArgumentParser:
     _add_runtime_args(p)
     p.add_argument("--out", default="results.json", help="JSON results file (default: results.json)")
 
-    p = sub.add_parser("segment", help="memory bank + images → label PNGs and colour overlays",
+    p = sub.add_parser("segment", help="memory bank + images → label PNGs (and colour overlays with legends)",
                        description="Segment images (files or folders) with a memory bank.")
     p.add_argument("--bank", required=True, help="memory bank file from build-memory")
     p.add_argument("--images", nargs="+", required=True, help="image files or folders")
-    p.add_argument("--out-dir", required=True, help="folder for <name>.png labels, <name>_overlay.jpg, summary.json")
+    p.add_argument("--out-dir", required=True, help="folder for <name>.png labels, summary.json (and overlays)")
+    p.add_argument("--overlay", action="store_true", help="also write <name>_overlay.png: colours + legend")
     p.add_argument("--alpha", type=float, default=0.5, help="overlay opacity of the label colours")
-    _add_backbone_args(p, from_bank=True)
-    p.add_argument("--fungi-support", default=None, help="FUNGI banks: support memory file (default: the bank's)")
-    _add_decoder_args(p)
-    _add_runtime_args(p)
+    _add_bank_query_args(p)
+
+    p = sub.add_parser("neighbours", help="a query patch's nearest memory patches as one PNG",
+                       description="Show why a patch got its label: the query image (predicted labels at 50 %, "
+                                   "query patch outlined) and its k nearest memory patches as crops of their source "
+                                   "images, with labels and similarities. Also writes the same as JSON.")
+    p.add_argument("--bank", required=True)
+    p.add_argument("--image", required=True, help="query image")
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("--patch", help="ROW,COL on the patch grid of the resized input")
+    where.add_argument("--point", help="X,Y pixel of the original image")
+    p.add_argument("--out", default=None, help="PNG to write (default: <image>_r<row>c<col>_neighbours.png)")
+    p.add_argument("--data-root", default=None, help="where the bank's source images are now (default: as built)")
+    _add_bank_query_args(p, k=8)
+
+    p = sub.add_parser("viewer", help="static offline HTML page to explore patch neighbours",
+                       description="Precompute every patch's neighbours for a few images and write a "
+                                   "self-contained page (index.html + data.js + images/): hover or click a "
+                                   "patch to see its neighbours; toggle the label map. Works from file://.")
+    p.add_argument("--bank", required=True)
+    p.add_argument("--images", nargs="+", required=True, help="query image files or folders")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--max-images", type=int, default=20)
+    p.add_argument("--data-root", default=None, help="where the bank's source images are now (default: as built)")
+    _add_bank_query_args(p, k=8)
 
     p = sub.add_parser("check-dataset", help="report every problem of a dataset and its class frequencies",
                        description="Scan images and masks for problems (missing pairs, unreadable files, size "
@@ -303,9 +338,19 @@ def _image_files(paths: list[str]) -> list[Path]:
     return files
 
 
-def cmd_segment(args) -> int:
-    from tqdm.auto import tqdm
+@dataclass
+class BankPipeline:
+    """A bank and everything needed to query it, as the bank-reading commands set it up."""
 
+    bank: MemoryBank
+    encoder: PatchEncoder
+    features: object
+    size: int
+    decoder: object
+    palette: np.ndarray
+
+
+def _bank_pipeline(args) -> BankPipeline:
     bank = MemoryBank.load(args.bank)
     encoder = _encoder(args, bank.metadata)
     size = _input_size(args, encoder, bank.metadata)
@@ -313,33 +358,100 @@ def cmd_segment(args) -> int:
     bank.check_compatible(dict(features.metadata(), input_size=size), source=args.bank)
     decoder = make_decoder(bank, k=args.k, temperature=args.temperature, index_spec=args.index, nprobe=args.nprobe)
     palette = palette_for(bank.metadata.get("dataset", "folder"), bank.num_classes)
-    names = bank.class_names
+    return BankPipeline(bank, encoder, features, size, decoder, palette)
+
+
+def _read_image(path: Path, patch_size: int) -> Image.Image:
+    try:
+        with Image.open(path) as img:
+            image = img.convert("RGB")
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise ConfigError(f"{path}: cannot read image, unreadable or truncated ({exc})") from exc
+    if min(image.width, image.height) < patch_size:
+        raise ConfigError(f"{path}: image is {image.width}x{image.height}, smaller than one {patch_size}-px patch")
+    return image
+
+
+def cmd_segment(args) -> int:
+    from tqdm.auto import tqdm
+
+    pipe = _bank_pipeline(args)
+    names = pipe.bank.class_names
     out_dir = Path(args.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    resize = EvalResize(size)
+    resize = EvalResize(pipe.size)
     summary = {}
     for path in tqdm(_image_files(args.images), desc="segment", disable=args.no_progress, unit="img"):
-        try:
-            with Image.open(path) as img:
-                image = img.convert("RGB")
-        except (OSError, SyntaxError, ValueError) as exc:
-            raise ConfigError(f"{path}: cannot read image, unreadable or truncated ({exc})") from exc
-        if min(image.width, image.height) < encoder.patch_size:
-            raise ConfigError(f"{path}: image is {image.width}x{image.height}, smaller than one "
-                              f"{encoder.patch_size}-px patch")
-        tensor, _ = resize(image, np.zeros((image.height, image.width), dtype=np.int64))
-        dist = decoder.patch_distributions(features(tensor[None].to(encoder.mean.device), [path.stem]).cpu())
-        labels = decoder.upsample(dist, (image.height, image.width))[0].numpy().astype(np.uint8)
+        image = _read_image(path, pipe.encoder.patch_size)
+        tensor, _, _ = resize(image, np.zeros((image.height, image.width), dtype=np.int64))
+        query = pipe.features(tensor[None].to(pipe.encoder.mean.device), [path.stem]).cpu()
+        labels = pipe.decoder.predict(query, (image.height, image.width))[0].numpy().astype(np.uint8)
         label_img = Image.fromarray(labels, mode="P")
-        label_img.putpalette(palette.flatten().tolist())
+        label_img.putpalette(pipe.palette.flatten().tolist())
         label_img.save(out_dir / f"{path.stem}.png")
-        colour = palette[labels].astype(np.float32)
-        overlay = (1 - args.alpha) * np.asarray(image, dtype=np.float32) + args.alpha * colour
-        Image.fromarray(overlay.round().astype(np.uint8)).save(out_dir / f"{path.stem}_overlay.jpg", quality=92)
-        counts = np.bincount(labels.ravel(), minlength=bank.num_classes)
+        if args.overlay:
+            picture = render.with_legend(render.overlay(image, labels, pipe.palette, args.alpha), labels, names,
+                                         pipe.palette)
+            picture.save(out_dir / f"{path.stem}_overlay.png")
+        counts = np.bincount(labels.ravel(), minlength=pipe.bank.num_classes)
         summary[path.name] = {names[c]: round(float(counts[c] / labels.size), 4) for c in np.nonzero(counts)[0]}
-    write_json(out_dir / "summary.json", {"bank": args.bank, "input_size": size, "class_fractions": summary})
-    print(f"wrote {len(summary)} label maps and overlays to {out_dir}")
+    write_json(out_dir / "summary.json", {"bank": args.bank, "input_size": pipe.size, "class_fractions": summary})
+    print(f"wrote {len(summary)} label maps{' and overlays' if args.overlay else ''} to {out_dir}")
+    return 0
+
+
+def _parse_pair(text: str, option: str) -> tuple[int, int]:
+    try:
+        a, b = (int(float(v)) for v in text.split(","))
+    except ValueError:
+        raise ConfigError(f"{option} {text!r}: expected two numbers separated by a comma") from None
+    return a, b
+
+
+def cmd_neighbours(args) -> int:
+    pipe = _bank_pipeline(args)
+    image = _read_image(Path(args.image), pipe.encoder.patch_size)
+    result = query_image(pipe.features, pipe.decoder, image, pipe.size, args.k)
+    h, w = result.grid
+    if args.patch:
+        row, col = _parse_pair(args.patch, "--patch")
+    else:
+        x, y = _parse_pair(args.point, "--point")
+        try:
+            row, col = point_to_patch(x, y, image.size, pipe.encoder.patch_size, pipe.size)
+        except ValueError as exc:
+            raise ConfigError(f"--point: {exc}") from None
+    if not (0 <= row < h and 0 <= col < w):
+        raise ConfigError(f"--patch {row},{col} is outside the {h}x{w} patch grid")
+    neighbours = describe_neighbours(pipe.bank, result.rows[row, col], result.similarities[row, col])
+    sources = SourceImages(pipe.bank, args.data_root)
+    query_box = patch_box_in_source([0, 0, image.height, image.width, 0], row, col, pipe.encoder.patch_size, pipe.size)
+    centre_x = min(int((query_box[0] + query_box[2]) / 2), image.width - 1)
+    centre_y = min(int((query_box[1] + query_box[3]) / 2), image.height - 1)
+    predicted = pipe.bank.class_names[int(result.labels[centre_y, centre_x])]
+    title = f"{Path(args.image).name} patch ({row}, {col}): predicted {predicted}; {len(neighbours)} nearest memory patches"
+    picture = render.neighbour_grid(image, result.labels, query_box, neighbours, sources, pipe.palette, title)
+    out = Path(args.out or f"{Path(args.image).stem}_r{row}c{col}_neighbours.png")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    picture.save(out)
+    write_json(out.with_suffix(".json"), {"image": str(args.image), "patch": [row, col], "query_box": query_box,
+                                          "neighbours": [n.to_dict() for n in neighbours]})
+    print(f"wrote {out} and {out.with_suffix('.json')}")
+    return 0
+
+
+def cmd_viewer(args) -> int:
+    from tqdm.auto import tqdm
+
+    pipe = _bank_pipeline(args)
+    sources = SourceImages(pipe.bank, args.data_root)
+    files = _image_files(args.images)[: args.max_images]
+    queries = [(path.name, query_image(pipe.features, pipe.decoder, _read_image(path, pipe.encoder.patch_size),
+                                       pipe.size, args.k))
+               for path in tqdm(files, desc="viewer", disable=args.no_progress, unit="img")]
+    out_dir = Path(args.out)
+    page = write_viewer(out_dir, build_viewer_data(pipe.bank, queries, sources, pipe.palette, out_dir))
+    print(f"wrote {page} ({len(queries)} images); open it in a browser, no server needed")
     return 0
 
 
@@ -355,7 +467,7 @@ def cmd_check_dataset(args) -> int:
 
 
 COMMANDS = {"build-memory": cmd_build_memory, "evaluate": cmd_evaluate, "segment": cmd_segment,
-            "check-dataset": cmd_check_dataset}
+            "neighbours": cmd_neighbours, "viewer": cmd_viewer, "check-dataset": cmd_check_dataset}
 
 
 def _user_message(exc: Exception) -> str:

@@ -1,7 +1,7 @@
 """Segmentation datasets: Pascal VOC 2012, ADE20K, and a generic images/ + masks/ folder.
 
-Every dataset yields ``{"image": (3, S, S) float, "mask": (S, S) int64, "index": int, "id": str}``
-after its paired transform; mask values are class indices in ``[0, num_classes)`` or
+Every dataset yields ``{"image": (3, S, S) float, "mask": (S, S) int64, "view": (5,) int64, "index": int,
+"id": str}`` after its paired transform (``view``: the source region shown, see ``transforms``); mask values are class indices in ``[0, num_classes)`` or
 ``IGNORE_INDEX`` (255).
 """
 
@@ -23,7 +23,7 @@ from hummingbird.errors import DatasetError
 IGNORE_INDEX = 255
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
-PairedTransform = Callable[[Image.Image, np.ndarray, int], tuple[torch.Tensor, torch.Tensor]]
+PairedTransform = Callable[[Image.Image, np.ndarray, int], tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
 
 
 @dataclass(frozen=True)
@@ -119,10 +119,10 @@ class SegmentationDataset(torch.utils.data.Dataset):
         image, mask = self.load_sample(index)
         if self.transform is None:
             image_t = torch.from_numpy(np.asarray(image).copy()).permute(2, 0, 1).float() / 255
-            mask_t = torch.from_numpy(mask)
+            mask_t, view = torch.from_numpy(mask), torch.tensor([0, 0, image.height, image.width, 0])
         else:
-            image_t, mask_t = self.transform(image, mask, self.sample_seed(index))
-        return {"image": image_t, "mask": mask_t, "index": index, "id": self.samples[index].id}
+            image_t, mask_t, view = self.transform(image, mask, self.sample_seed(index))
+        return {"image": image_t, "mask": mask_t, "view": view, "index": index, "id": self.samples[index].id}
 
     def subset(self, ids: Sequence[str], source: str = "file set") -> "SegmentationDataset":
         """The same dataset restricted to ``ids`` (in the order given)."""

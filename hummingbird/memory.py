@@ -1,7 +1,8 @@
 """The memory bank: L2-normalised patch features, their soft labels, and where they came from.
 
-A bank is one ``.safetensors`` file: tensors ``features (N, D)``, ``labels (N, C)`` and
-``sources (N, 3)`` (image index in the dataset, patch row, patch column), plus a JSON metadata
+A bank is one ``.safetensors`` file: tensors ``features (N, D)``, ``labels (N, C)``, ``sources (N, 3)``
+(view index, patch row, patch column) and ``views (V, 6)`` (dataset image index, then the source region
+``top, left, height, width, flipped`` that the view showed), plus a JSON metadata
 record of everything needed to reuse it (backbone, weights hash, input and patch size, feature
 kind, dataset, classes, seed), a format version and a BLAKE2b checksum of the tensors, verified on
 load. Files are written to a temporary name and renamed into place, so an interrupted write never
@@ -12,8 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,6 +20,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from hummingbird.atomic import atomic_path
 from hummingbird.errors import BankError
 
 FORMAT_VERSION = 1
@@ -40,11 +40,13 @@ def tensors_checksum(tensors: dict[str, torch.Tensor]) -> str:
 
 @dataclass
 class MemoryBank:
-    """Patch features ``(N, D)``, label distributions ``(N, C)``, sources ``(N, 3)`` int32 and metadata."""
+    """Patch features ``(N, D)``, label distributions ``(N, C)``, sources ``(N, 3)`` int32 (view, row,
+    column), views ``(V, 6)`` int32 (image index, top, left, height, width, flipped) and metadata."""
 
     features: torch.Tensor
     labels: torch.Tensor
     sources: torch.Tensor
+    views: torch.Tensor
     metadata: dict = field(default_factory=dict)
 
     def __post_init__(self):
@@ -55,6 +57,10 @@ class MemoryBank:
 
     def __len__(self) -> int:
         return self.features.shape[0]
+
+    def image_index(self, rows: torch.Tensor | slice = slice(None)) -> torch.Tensor:
+        """Dataset image index of memory rows ``rows``."""
+        return self.views[self.sources[rows, 0].long(), 0]
 
     @property
     def dim(self) -> int:
@@ -70,21 +76,13 @@ class MemoryBank:
 
     def save(self, path: str | Path) -> Path:
         """Write the bank atomically (temporary file, then rename)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         tensors = {"features": self.features.contiguous(), "labels": self.labels.contiguous(),
-                   "sources": self.sources.contiguous()}
+                   "sources": self.sources.contiguous(), "views": self.views.contiguous()}
         meta = dict(self.metadata, format_version=FORMAT_VERSION, num_patches=len(self),
                     checksum=tensors_checksum(tensors))
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        os.close(fd)
-        try:
+        with atomic_path(path) as tmp:
             save_file(tensors, tmp, metadata={"hummingbird": json.dumps(meta, sort_keys=True)})
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-        return path
+        return Path(path)
 
     @classmethod
     def load(cls, path: str | Path) -> "MemoryBank":
@@ -100,7 +98,7 @@ class MemoryBank:
                 raw_meta = (handle.metadata() or {}).get("hummingbird")
         except (SafetensorError, OSError, ValueError) as exc:
             raise BankError(f"{path}: not a readable memory bank ({exc})") from exc
-        if raw_meta is None or not {"features", "labels", "sources"} <= tensors.keys():
+        if raw_meta is None or not {"features", "labels", "sources", "views"} <= tensors.keys():
             raise BankError(f"{path}: a safetensors file but not a hummingbird memory bank")
         try:
             meta = json.loads(raw_meta)
@@ -116,7 +114,7 @@ class MemoryBank:
         if expected != actual:
             raise BankError(f"{path}: bank checksum mismatch (stored {str(expected)[:20]}…, computed "
                             f"{actual[:20]}…); the file is corrupted")
-        return cls(tensors["features"], tensors["labels"], tensors["sources"], meta)
+        return cls(tensors["features"], tensors["labels"], tensors["sources"], tensors["views"], meta)
 
     def check_compatible(self, pipeline: dict, source: str = "memory bank") -> None:
         """Raise :class:`BankError` listing every field where the bank and ``pipeline`` differ."""

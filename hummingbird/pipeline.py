@@ -54,7 +54,8 @@ def build_memory_bank(features: TokenFeatures, dataset: SegmentationDataset, inp
             raise ConfigError(f"--memory-size {memory_size} is smaller than one patch per image for "
                               f"{len(dataset)} images x {augmentation_epochs} epochs")
     generator = torch.Generator().manual_seed(seed)
-    feats, labels, sources = [], [], []
+    feats, labels, sources, views = [], [], [], []
+    view_count = 0
     started = time.perf_counter()
     for epoch in range(augmentation_epochs):
         dataset.epoch = epoch
@@ -74,10 +75,12 @@ def build_memory_bank(features: TokenFeatures, dataset: SegmentationDataset, inp
                 patch = chosen[img, slot]
             feats.append(f[img, patch].to(torch.float16 if fp16 else torch.float32))
             labels.append(dists[img, patch])
-            sources.append(torch.stack([batch["index"][img], patch // w, patch % w], 1).to(torch.int32))
+            sources.append(torch.stack([view_count + img, patch // w, patch % w], 1).to(torch.int32))
+            views.append(torch.cat([batch["index"][:, None], batch["view"]], 1).to(torch.int32))
+            view_count += b
     if not feats or sum(len(x) for x in feats) == 0:
         raise ConfigError(f"{dataset.root}: no labelled patches found (are all mask pixels ignored?)")
-    bank = MemoryBank(torch.cat(feats), torch.cat(labels), torch.cat(sources), {
+    bank = MemoryBank(torch.cat(feats), torch.cat(labels), torch.cat(sources), torch.cat(views), {
         **features.metadata(),
         "input_size": input_size,
         "dataset": dataset.name,
@@ -89,6 +92,7 @@ def build_memory_bank(features: TokenFeatures, dataset: SegmentationDataset, inp
         "memory_size": memory_size,
         "augmentation_epochs": augmentation_epochs,
         "seed": seed,
+        "augmentation": type(dataset.transform).__name__ if dataset.transform else None,
         "feature_dtype": "float16" if fp16 else "float32",
         "build_seconds": round(time.perf_counter() - started, 3),
     })

@@ -1,9 +1,12 @@
 """Paired image/mask transforms.
 
 Each transform maps ``(PIL image, mask (H, W) int64 ndarray, seed)`` to ``(image (3, S, S) float in
-[0, 1], mask (S, S) int64)``. Geometry is shared between image and mask; masks are always
-resampled with nearest neighbour; photometric changes touch the image only. Randomness comes
-from ``seed`` alone, so a sample's augmentation does not depend on worker count or order.
+[0, 1], mask (S, S) int64, view (5,) int64)``. ``view = (top, left, height, width, flipped)`` is the
+region of the source image that the output shows (before a horizontal flip), so every output patch
+can be traced back to source pixels (:func:`hummingbird.geometry.patch_box_in_source`). Geometry is
+shared between image and mask; masks are always resampled with nearest neighbour; photometric changes
+touch the image only. Randomness comes from ``seed`` alone, so a sample's augmentation does not depend
+on worker count or order.
 """
 
 from __future__ import annotations
@@ -12,7 +15,8 @@ import numpy as np
 import torch
 from PIL import Image
 from torchvision import tv_tensors
-from torchvision.transforms import v2
+from torchvision.transforms import RandomResizedCrop, v2
+from torchvision.transforms.v2 import functional as TF
 
 
 def _to_tensors(image: Image.Image, mask: np.ndarray) -> tuple[tv_tensors.Image, tv_tensors.Mask]:
@@ -21,16 +25,22 @@ def _to_tensors(image: Image.Image, mask: np.ndarray) -> tuple[tv_tensors.Image,
     return image_t, mask_t
 
 
+def _plain(image_t: torch.Tensor, mask_t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    return TF.to_dtype(image_t, torch.float32, scale=True).as_subclass(torch.Tensor), mask_t.as_subclass(torch.Tensor)
+
+
 class EvalResize:
-    """Resize image (bilinear, antialiased) and mask (nearest) to ``size × size``."""
+    """Resize image (bilinear, antialiased) and mask (nearest) to ``size × size``; the view is the
+    whole image."""
 
     def __init__(self, size: int):
         self.size = size
-        self.ops = v2.Compose([v2.Resize((size, size), antialias=True), v2.ToDtype(torch.float32, scale=True)])
 
-    def __call__(self, image: Image.Image, mask: np.ndarray, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-        image_t, mask_t = self.ops(*_to_tensors(image, mask))
-        return image_t.as_subclass(torch.Tensor), mask_t.as_subclass(torch.Tensor)
+    def __call__(self, image: Image.Image, mask: np.ndarray, seed: int = 0):
+        image_t, mask_t = _to_tensors(image, mask)
+        image_t, mask_t = (TF.resize(t, [self.size, self.size], antialias=True) for t in (image_t, mask_t))
+        view = torch.tensor([0, 0, image.height, image.width, 0])
+        return (*_plain(image_t, mask_t), view)
 
 
 class MemoryAugment:
@@ -47,17 +57,19 @@ class MemoryAugment:
 
     def __init__(self, size: int, crop_scale: tuple[float, float] = (0.5, 1.0), flip: float = 0.5,
                  jitter: float = 0.4, jitter_p: float = 0.8):
-        self.size = size
-        self.geometric = v2.Compose([
-            v2.RandomResizedCrop((size, size), scale=crop_scale, antialias=True),
-            v2.RandomHorizontalFlip(flip),
-        ])
+        self.size, self.crop_scale, self.flip = size, crop_scale, flip
         self.photometric = v2.RandomApply([v2.ColorJitter(jitter, jitter, jitter, jitter / 4)], p=jitter_p)
-        self.to_float = v2.ToDtype(torch.float32, scale=True)
 
-    def __call__(self, image: Image.Image, mask: np.ndarray, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    def __call__(self, image: Image.Image, mask: np.ndarray, seed: int = 0):
+        image_t, mask_t = _to_tensors(image, mask)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            image_t, mask_t = self.geometric(*_to_tensors(image, mask))
+            top, left, height, width = RandomResizedCrop.get_params(image_t, list(self.crop_scale), [3 / 4, 4 / 3])
+            flipped = bool(torch.rand(()) < self.flip)
+            image_t, mask_t = (TF.resized_crop(t, top, left, height, width, [self.size, self.size], antialias=True)
+                               for t in (image_t, mask_t))
+            if flipped:
+                image_t, mask_t = TF.horizontal_flip(image_t), TF.horizontal_flip(mask_t)
             image_t = self.photometric(image_t)
-        return self.to_float(image_t).as_subclass(torch.Tensor), mask_t.as_subclass(torch.Tensor)
+        view = torch.tensor([top, left, height, width, int(flipped)])
+        return (*_plain(image_t, mask_t), view)

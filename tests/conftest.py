@@ -9,39 +9,11 @@ import pytest
 from PIL import Image
 
 from hummingbird.palettes import voc_palette
+from hummingbird.synthetic import write_block_dataset
 
-# Class c is painted in CLASS_COLOURS[c]; patch-aligned blocks make classes separable per patch.
-CLASS_COLOURS = np.array([[20, 20, 20], [230, 40, 40], [40, 200, 60], [50, 70, 230], [240, 220, 30]], np.uint8)
-
-
-def block_scene(rng: np.random.Generator, size: int, block: int, num_classes: int,
-                ignore_fraction: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
-    """An image of ``block``-sized solid squares of class colours (plus noise) and its index mask."""
-    cells = size // block
-    grid = rng.integers(0, num_classes, size=(cells, cells))
-    mask = np.kron(grid, np.ones((block, block), dtype=np.int64))
-    image = CLASS_COLOURS[mask].astype(np.int16) + rng.integers(-12, 13, size=(size, size, 3))
-    if ignore_fraction:
-        mask = np.where(rng.random(mask.shape) < ignore_fraction, 255, mask)
-    return np.clip(image, 0, 255).astype(np.uint8), mask.astype(np.uint8)
-
-
-def write_folder_dataset(root: Path, n_train: int = 8, n_val: int = 4, size: int = 64, block: int = 16,
-                         num_classes: int = 4, seed: int = 0) -> Path:
-    """images/ + masks/ + classes.txt + splits/{train,val}.txt."""
-    rng = np.random.default_rng(seed)
-    (root / "images").mkdir(parents=True)
-    (root / "masks").mkdir()
-    (root / "splits").mkdir()
-    ids = [f"img{i:03d}" for i in range(n_train + n_val)]
-    for i in ids:
-        image, mask = block_scene(rng, size, block, num_classes, ignore_fraction=0.02)
-        Image.fromarray(image).save(root / "images" / f"{i}.png")
-        Image.fromarray(mask).save(root / "masks" / f"{i}.png")
-    (root / "classes.txt").write_text("\n".join(["bg", "red", "green", "blue", "yellow"][:num_classes]) + "\n")
-    (root / "splits" / "train.txt").write_text("\n".join(ids[:n_train]) + "\n")
-    (root / "splits" / "val.txt").write_text("\n".join(ids[n_train:]) + "\n")
-    return root
+def write_folder_dataset(root: Path, **kwargs) -> Path:
+    """images/ + masks/ + classes.txt + splits/{train,val}.txt of separable class-coloured blocks."""
+    return write_block_dataset(root, **kwargs)
 
 
 def write_voc(root: Path, ids_train=("2007_000032", "2007_000039"), ids_val=("2007_000033",), size=(40, 32)) -> Path:

@@ -320,7 +320,8 @@ def test_sigterm_during_build_leaves_previous_bank_intact(tmp_path):
 def test_interrupted_write_never_leaves_a_loadable_partial_file(tmp_path, monkeypatch):
     import hummingbird.memory as memory
 
-    bank = MemoryBank(torch.zeros(4, 2), torch.ones(4, 1), torch.zeros(4, 3, dtype=torch.int32), {"x": 1})
+    bank = MemoryBank(torch.zeros(4, 2), torch.ones(4, 1), torch.zeros(4, 3, dtype=torch.int32),
+                      torch.zeros(1, 6, dtype=torch.int32), {"x": 1})
 
     def dying_save(tensors, filename, metadata):
         with open(filename, "wb") as f:

@@ -106,12 +106,14 @@ def test_memory_augment_keeps_image_and_mask_aligned():
     image = Image.fromarray(np.repeat((mask * 60).astype(np.uint8)[..., None], 3, axis=2))
     aug = MemoryAugment(48, jitter_p=0.0)
     for seed in range(5):
-        img_t, mask_t = aug(image, mask, seed)
+        img_t, mask_t, view = aug(image, mask, seed)
         assert img_t.shape == (3, 48, 48) and mask_t.shape == (48, 48)
         decoded = torch.round(img_t[0] * 255 / 60).long()
         interior = torch.nn.functional.max_pool2d((decoded != mask_t)[None].float(), 3, 1, 1)[0] == 0
         assert interior.float().mean() > 0.5  # away from block edges, pixels agree exactly
         assert set(torch.unique(mask_t).tolist()) <= {0, 1, 2, 3}
+        top, left, height, width, flipped = view.tolist()
+        assert 0 <= top and top + height <= 96 and 0 <= left and left + width <= 96 and flipped in (0, 1)
     a, b = aug(image, mask, 7), aug(image, mask, 7)
-    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+    assert all(torch.equal(x, y) for x, y in zip(a, b))
     assert not torch.equal(aug(image, mask, 8)[1], a[1]) or not torch.equal(aug(image, mask, 8)[0], a[0])

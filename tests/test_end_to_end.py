@@ -39,7 +39,7 @@ def test_bounded_augmented_memory_has_requested_size(folder_dataset, features):
     train = load_dataset("folder", folder_dataset, "train", MemoryAugment(64), seed=3)
     bank = build_memory_bank(features, train, 64, memory_size=64, augmentation_epochs=2, seed=3, opts=QUIET)
     assert len(bank) == 64  # 8 images x 2 epochs x 4 patches
-    images, counts = torch.unique(bank.sources[:, 0], return_counts=True)
+    images, counts = torch.unique(bank.image_index(), return_counts=True)
     assert images.tolist() == list(range(8)) and set(counts.tolist()) == {8}
     again = build_memory_bank(features, train, 64, memory_size=64, augmentation_epochs=2, seed=3, opts=QUIET)
     assert torch.equal(bank.features, again.features)  # same seed, same bank
@@ -60,12 +60,12 @@ def test_cli_build_evaluate_segment(folder_dataset, tmp_path, capsys):
 
     out_dir = tmp_path / "seg"
     assert main(["segment", "--bank", str(bank_path), "--images", str(folder_dataset / "images" / "img010.png"),
-                 "--out-dir", str(out_dir), "--k", "5", "--no-progress", "--num-workers", "0"]) == 0
+                 "--out-dir", str(out_dir), "--k", "5", "--overlay", "--no-progress", "--num-workers", "0"]) == 0
     labels = np.array(Image.open(out_dir / "img010.png"))
     truth = np.array(Image.open(folder_dataset / "masks" / "img010.png"))
     keep = truth != 255
     assert (labels[keep] == truth[keep]).mean() > 0.9
-    assert (out_dir / "img010_overlay.jpg").is_file()
+    assert (out_dir / "img010_overlay.png").is_file()
     assert "img010.png" in json.loads((out_dir / "summary.json").read_text())["class_fractions"]
 
 

@@ -18,8 +18,9 @@ def _bank(n=50, d=8, c=3, dtype=torch.float32):
     g = torch.Generator().manual_seed(0)
     feats = F.normalize(torch.randn(n, d, generator=g), dim=1).to(dtype)
     labels = torch.softmax(torch.randn(n, c, generator=g), dim=1)
-    sources = torch.randint(0, 100, (n, 3), generator=g, dtype=torch.int32)
-    return MemoryBank(feats, labels, sources, {"backbone": "dino_vits16", "weights": "sha256:ab", "layer": 11,
+    sources = torch.randint(0, 10, (n, 3), generator=g, dtype=torch.int32)
+    views = torch.randint(0, 100, (10, 6), generator=g, dtype=torch.int32)
+    return MemoryBank(feats, labels, sources, views, {"backbone": "dino_vits16", "weights": "sha256:ab", "layer": 11,
                                                "patch_size": 16, "feature_kind": "tokens", "feature_dim": d,
                                                "input_size": 512, "class_names": ["a", "b", "c"]})
 
@@ -29,7 +30,7 @@ def test_bank_round_trip_is_bit_identical(tmp_path, dtype):
     bank = _bank(dtype=dtype)
     path = bank.save(tmp_path / "sub" / "bank.safetensors")
     loaded = MemoryBank.load(path)
-    for name in ("features", "labels", "sources"):
+    for name in ("features", "labels", "sources", "views"):
         a, b = getattr(bank, name), getattr(loaded, name)
         assert a.dtype == b.dtype and a.shape == b.shape
         assert torch.equal(a.view(torch.uint8), b.view(torch.uint8))  # same bytes, not just close values
