@@ -7,24 +7,21 @@ recorded (path and SHA-256) in the metadata of every bank built with it.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from einops import rearrange
-from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
-from hummingbird.atomic import atomic_path
 from hummingbird.backbones import PatchEncoder
 from hummingbird.checkpoints import file_sha256
 from hummingbird.datasets import SegmentationDataset
 from hummingbird.errors import BankError, ConfigError
 from hummingbird.index import NeighbourIndex
 from hummingbird.pipeline import LoaderOptions
+from hummingbird.tensorfile import read_tensor_file, write_tensor_file
 
 SUPPORT_FIELDS = ("backbone", "weights", "layer", "patch_size", "input_size")
 
@@ -86,25 +83,14 @@ class SupportMemory:
         tensors = {"tokens": self.tokens.contiguous(), "image_index": self.image_index.contiguous(),
                    **{f"pca_{k}": v.contiguous() for k, v in self.pca.items()}}
         meta = dict(self.metadata, image_ids=self.image_ids)
-        with atomic_path(path) as tmp:
-            save_file(tensors, tmp, metadata={"fungi_support": json.dumps(meta, sort_keys=True)})
+        write_tensor_file(path, tensors, "fungi_support", meta)
         self.path, self.sha256 = path, file_sha256(path)
         return path
 
     @classmethod
     def load(cls, path: str | Path) -> "SupportMemory":
         path = Path(path)
-        if not path.is_file():
-            raise BankError(f"{path}: FUNGI support memory file not found")
-        try:
-            tensors = load_file(str(path))
-            with safe_open(str(path), framework="pt") as handle:
-                raw = (handle.metadata() or {}).get("fungi_support")
-        except (SafetensorError, OSError, ValueError) as exc:
-            raise BankError(f"{path}: not a readable FUNGI support memory ({exc})") from exc
-        if raw is None:
-            raise BankError(f"{path}: a safetensors file but not a FUNGI support memory")
-        meta = json.loads(raw)
+        tensors, meta = read_tensor_file(path, "fungi_support", "FUNGI support memory")
         image_ids = meta.pop("image_ids")
         pca = {k[len("pca_"):]: v for k, v in tensors.items() if k.startswith("pca_")}
         return cls(tensors["tokens"], tensors["image_index"], image_ids, meta, pca, path, file_sha256(path))

@@ -12,16 +12,12 @@ leaves a partial bank under the final name.
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
-
-from hummingbird.atomic import atomic_path
 from hummingbird.errors import BankError
+from hummingbird.tensorfile import read_tensor_file, write_tensor_file
 
 FORMAT_VERSION = 1
 # Metadata fields that must agree between a bank and the pipeline that queries it.
@@ -80,30 +76,15 @@ class MemoryBank:
                    "sources": self.sources.contiguous(), "views": self.views.contiguous()}
         meta = dict(self.metadata, format_version=FORMAT_VERSION, num_patches=len(self),
                     checksum=tensors_checksum(tensors))
-        with atomic_path(path) as tmp:
-            save_file(tensors, tmp, metadata={"hummingbird": json.dumps(meta, sort_keys=True)})
-        return Path(path)
+        return write_tensor_file(path, tensors, "hummingbird", meta)
 
     @classmethod
     def load(cls, path: str | Path) -> "MemoryBank":
         """Read a bank file; raises :class:`BankError` naming the file if it is missing or unreadable."""
         path = Path(path)
-        if not path.is_file():
-            raise BankError(f"{path}: memory bank file not found")
-        try:
-            tensors = load_file(str(path))
-            from safetensors import safe_open
-
-            with safe_open(str(path), framework="pt") as handle:
-                raw_meta = (handle.metadata() or {}).get("hummingbird")
-        except (SafetensorError, OSError, ValueError) as exc:
-            raise BankError(f"{path}: not a readable memory bank ({exc})") from exc
-        if raw_meta is None or not {"features", "labels", "sources", "views"} <= tensors.keys():
-            raise BankError(f"{path}: a safetensors file but not a hummingbird memory bank")
-        try:
-            meta = json.loads(raw_meta)
-        except json.JSONDecodeError as exc:
-            raise BankError(f"{path}: bank metadata is not valid JSON ({exc})") from exc
+        tensors, meta = read_tensor_file(path, "hummingbird", "memory bank")
+        if not {"features", "labels", "sources", "views"} <= tensors.keys():
+            raise BankError(f"{path}: a safetensors file but not a hummingbird memory bank (tensors missing)")
         version = meta.get("format_version")
         if not isinstance(version, int) or version < 1:
             raise BankError(f"{path}: bank has no valid format_version ({version!r})")

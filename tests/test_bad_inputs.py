@@ -318,7 +318,7 @@ def test_sigterm_during_build_leaves_previous_bank_intact(tmp_path):
 
 
 def test_interrupted_write_never_leaves_a_loadable_partial_file(tmp_path, monkeypatch):
-    import hummingbird.memory as memory
+    import hummingbird.tensorfile as tensorfile
 
     bank = MemoryBank(torch.zeros(4, 2), torch.ones(4, 1), torch.zeros(4, 3, dtype=torch.int32),
                       torch.zeros(1, 6, dtype=torch.int32), {"x": 1})
@@ -328,7 +328,7 @@ def test_interrupted_write_never_leaves_a_loadable_partial_file(tmp_path, monkey
             f.write(b"partial")
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(memory, "save_file", dying_save)
+    monkeypatch.setattr(tensorfile, "save_file", dying_save)
     with pytest.raises(KeyboardInterrupt):
         bank.save(tmp_path / "b.safetensors")
     assert list(tmp_path.iterdir()) == []
