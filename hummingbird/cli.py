@@ -140,6 +140,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--save-bank", default=None, help="with --train-split: also write the bank here")
     _add_memory_args(p, prefix="train-")
     p.add_argument("--fileset", default=None, help="text file of evaluation ids to use")
+    g = p.add_argument_group("protocol")
+    g.add_argument("--protocol", choices=("hummingbird", "linear", "overcluster"), default="hummingbird",
+                   help="hummingbird: kNN decoder over a memory; linear: linear probe trained on --train-split; "
+                        "overcluster: k-means on the evaluation split's patches, clusters matched to classes")
+    g.add_argument("--clusters", type=int, nargs="+", default=None,
+                   help="overcluster: K values (default: the class count); K > classes uses majority matching")
+    g.add_argument("--probe-epochs", type=int, default=20)
+    g.add_argument("--probe-lr", type=float, default=1e-3)
     _add_backbone_args(p, from_bank=True)
     _add_feature_args(p)
     _add_decoder_args(p)
@@ -286,6 +294,8 @@ def cmd_build_memory(args) -> int:
 
 def cmd_evaluate(args) -> int:
     torch.manual_seed(args.seed)
+    if args.protocol != "hummingbird":
+        return _evaluate_probe(args)
     if (args.bank is None) == (args.train_split is None):
         raise ConfigError("give exactly one of --bank BANK or --train-split SPLIT")
     if args.bank:
@@ -312,14 +322,52 @@ def cmd_evaluate(args) -> int:
                            nprobe=args.nprobe, seed=args.seed)
     result = evaluate(features, decoder, dataset, _opts(args))
     payload = {
-        "config": {"dataset": args.dataset, "data_root": str(dataset.root), "split": dataset.split,
-                   "fileset": args.fileset, "k": args.k, "temperature": args.temperature, "index": args.index,
-                   "nprobe": args.nprobe, "input_size": size, "seed": args.seed},
+        "config": {"protocol": "hummingbird", "dataset": args.dataset, "data_root": str(dataset.root),
+                   "split": dataset.split, "fileset": args.fileset, "k": args.k, "temperature": args.temperature,
+                   "index": args.index, "nprobe": args.nprobe, "input_size": size, "seed": args.seed},
         "bank": {k: v for k, v in bank.metadata.items() if k != "image_ids"},
         **result,
     }
     write_json(args.out, payload)
     print(format_scores(result))
+    print(f"\nwrote {args.out}")
+    return 0
+
+
+def _evaluate_probe(args) -> int:
+    """``--protocol linear`` (probe trained on --train-split) or ``overcluster`` (k-means on the split)."""
+    from hummingbird import probes
+
+    if args.bank:
+        raise ConfigError(f"--protocol {args.protocol} works on features, not on a memory bank; drop --bank")
+    encoder = _encoder(args)
+    size = _input_size(args, encoder)
+    train_split = args.train_split or DEFAULT_SPLITS[args.dataset][0]
+    features = _features(args, encoder, size, train_split=train_split, train_fileset=args.train_fileset)
+    split = args.split or DEFAULT_SPLITS[args.dataset][1]
+    dataset = _dataset(args, split, EvalResize(size), args.fileset, min_side=encoder.patch_size)
+    opts = _opts(args)
+    val_feats, val_masks = probes.encode_split(features, dataset, opts, f"encode {split}")
+    names = list(dataset.class_names)
+    config = {"protocol": args.protocol, "dataset": args.dataset, "data_root": str(dataset.root),
+              "split": dataset.split, "input_size": size, "seed": args.seed, **features.metadata()}
+    if args.protocol == "linear":
+        train = _dataset(args, train_split, EvalResize(size), args.train_fileset, min_side=encoder.patch_size)
+        train_feats, train_masks = probes.encode_split(features, train, opts, f"encode {train_split}")
+        probe = probes.train_linear_probe(train_feats, train_masks, len(names), epochs=args.probe_epochs,
+                                          lr=args.probe_lr, seed=args.seed, progress=opts.progress)
+        result = probes.linear_probe_scores(probe, val_feats, val_masks, names)
+        config.update(train_split=train_split, train_images=len(train), epochs=args.probe_epochs, lr=args.probe_lr)
+        payload = {"config": config, **result}
+        print(format_scores(result))
+    else:
+        per_k = {}
+        for k in args.clusters or [len(names)]:
+            clusters = probes.cluster_patches(val_feats, k, seed=args.seed)
+            per_k[str(k)] = probes.overcluster_scores(clusters, val_masks, k, names)
+            print(f"K={k} ({per_k[str(k)]['matching']} matching): mIoU {100 * per_k[str(k)]['mIoU']:.2f}")
+        payload = {"config": config, "mIoU": per_k[str((args.clusters or [len(names)])[0])]["mIoU"], "per_k": per_k}
+    write_json(args.out, payload)
     print(f"\nwrote {args.out}")
     return 0
 

@@ -78,3 +78,58 @@ def test_cli_reports_bank_mismatch(folder_dataset, tmp_path, capsys):
                  "--input-size", "96", "--out", str(tmp_path / "r.json"), *common])
     err = capsys.readouterr().err
     assert code == 2 and str(bank_path) in err and "input_size" in err and "64" in err and "96" in err
+
+
+def test_linear_probe_and_overclustering_on_separable_blocks(folder_dataset, tmp_path):
+    common = ["--dataset", "folder", "--data-root", str(folder_dataset), "--backbone", "dino_vits16",
+              "--weights", "random", "--input-size", "64", "--num-workers", "0", "--no-progress"]
+    linear, clusters = tmp_path / "linear.json", tmp_path / "clusters.json"
+    assert main(["evaluate", "--protocol", "linear", "--train-split", "train", "--probe-epochs", "60",
+                 "--probe-lr", "0.01", "--out", str(linear), *common]) == 0
+    result = json.loads(linear.read_text())
+    assert result["config"]["protocol"] == "linear" and result["mIoU"] >= 0.9, result["per_class_iou"]
+    assert main(["evaluate", "--protocol", "overcluster", "--clusters", "4", "12", "--out", str(clusters),
+                 *common]) == 0
+    result = json.loads(clusters.read_text())
+    assert result["per_k"]["4"]["matching"] == "hungarian" and result["per_k"]["12"]["matching"] == "majority"
+    assert result["mIoU"] == result["per_k"]["4"]["mIoU"]
+    # random-init tokens separate the colours locally (kNN) but not into 4 round clusters: with
+    # overclustering, majority matching recovers the classes
+    assert result["per_k"]["12"]["mIoU"] >= 0.9
+
+
+def _separable_features(n=12, grid=4, patch=8, classes=4, dim=32, seed=0):
+    """Masks of patch-aligned class blocks and features = class centre + small noise, per patch."""
+    g = torch.Generator().manual_seed(seed)
+    centres = torch.nn.functional.normalize(torch.randn(classes, dim, generator=g), dim=1)
+    cells = torch.randint(0, classes, (n, grid, grid), generator=g)
+    feats = centres[cells] + 0.05 * torch.randn(n, grid, grid, dim, generator=g)
+    masks = cells.repeat_interleave(patch, 1).repeat_interleave(patch, 2).to(torch.uint8)
+    masks[:, 0, :3] = 255  # some ignored pixels
+    return feats.half(), masks
+
+
+def test_overclustering_with_k_equal_classes_on_separable_features():
+    from hummingbird.probes import cluster_patches, overcluster_scores
+
+    feats, masks = _separable_features()
+    names = ["a", "b", "c", "d"]
+    result = overcluster_scores(cluster_patches(feats, 4, seed=0), masks, 4, names)
+    assert result["matching"] == "hungarian" and result["mIoU"] >= 0.9
+
+
+def test_linear_probe_on_separable_features():
+    from hummingbird.probes import linear_probe_scores, train_linear_probe
+
+    feats, masks = _separable_features(n=16)
+    probe = train_linear_probe(feats[:12], masks[:12], 4, epochs=30, lr=0.05, progress=False)
+    assert linear_probe_scores(probe, feats[12:], masks[12:], ["a", "b", "c", "d"])["mIoU"] >= 0.9
+
+
+def test_cluster_matching_rules():
+    from hummingbird.probes import cluster_to_class
+
+    overlap = np.array([[0, 9, 1], [8, 0, 0], [1, 1, 7]])
+    assert cluster_to_class(overlap).tolist() == [1, 0, 2]  # one-to-one
+    over = np.array([[5, 0], [4, 1], [0, 3], [1, 0]])
+    assert cluster_to_class(over).tolist() == [0, 0, 1, 0]  # many-to-one
