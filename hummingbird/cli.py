@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 from dataclasses import dataclass
 import sys
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -24,8 +26,9 @@ from hummingbird.geometry import patch_box_in_source, point_to_patch
 from hummingbird.memory import MemoryBank
 from hummingbird.neighbours import SourceImages, describe_neighbours, query_image
 from hummingbird.palettes import palette_for
-from hummingbird.pipeline import LoaderOptions, build_memory_bank, evaluate, make_decoder
+from hummingbird.pipeline import LoaderOptions, build_memory_bank, confusion_of, make_decoder, summarise
 from hummingbird.results import format_scores, write_json
+from hummingbird.shards import ShardedBank, build_sharded_bank, open_bank, write_manifest
 from hummingbird.transforms import EvalResize, MemoryAugment
 from hummingbird.viewer import build_viewer_data, write_viewer
 
@@ -105,6 +108,9 @@ def _add_memory_args(p: argparse.ArgumentParser, prefix: str = "") -> None:
     g.add_argument("--augmentation-epochs", type=int, default=1, help="augmented passes over the images")
     g.add_argument("--no-augment", action="store_true", help="plain resize instead of crop/flip/jitter")
     g.add_argument("--fp16", action="store_true", help="store features as float16")
+    g.add_argument("--shard-images", type=int, default=None,
+                   help="write a sharded bank folder (--out DIR), one shard per this many images (default "
+                        "256); resumable; implied by an --out without .safetensors and by torchrun")
 
 
 def _add_decoder_args(p: argparse.ArgumentParser) -> None:
@@ -113,6 +119,8 @@ def _add_decoder_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--temperature", type=float, default=0.02, help="softmax temperature")
     g.add_argument("--index", default="Flat", help="faiss factory string: Flat (exact), IVF4096,PQ64, HNSW32, ...")
     g.add_argument("--nprobe", type=int, default=64, help="IVF lists searched per query")
+    g.add_argument("--refine", type=int, default=1,
+                   help="approximate indexes: re-rank refine×k candidates exactly (e.g. 10 with IVF-PQ)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -280,15 +288,57 @@ def _build(args, features, size: int, split: str, fileset: str | None) -> Memory
 
 # ----------------------------------------------------------------------------- commands
 
+def _distributed() -> tuple[int, int]:
+    """``(rank, world size)``; under torchrun, joins the process group (gloo on CPU, nccl on GPUs)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        return 0, 1
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo")
+    if torch.cuda.is_available():
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    return dist.get_rank(), world
+
+
+def _barrier(world: int) -> None:
+    if world > 1:
+        import torch.distributed as dist
+
+        dist.barrier()
+
+
 def cmd_build_memory(args) -> int:
     torch.manual_seed(args.seed)
+    rank, world = _distributed()
     encoder = _encoder(args)
     size = _input_size(args, encoder)
     split = args.split or DEFAULT_SPLITS[args.dataset][0]
-    features = _features(args, encoder, size, train_split=split, train_fileset=args.fileset)
-    bank = _build(args, features, size, split, args.fileset)
-    bank.save(args.out)
-    print(f"wrote {args.out}: {len(bank)} patches x {bank.dim} dims, {bank.num_classes} classes")
+    sharded = world > 1 or args.shard_images is not None or not args.out.endswith(".safetensors")
+    if rank == 0 or not sharded:
+        features = _features(args, encoder, size, train_split=split, train_fileset=args.fileset)
+    _barrier(world)  # a FUNGI support memory is built once, by rank 0, before the others read it
+    if rank > 0:
+        features = _features(args, encoder, size, train_split=split, train_fileset=args.fileset)
+    if not sharded:
+        bank = _build(args, features, size, split, args.fileset)
+        bank.save(args.out)
+        print(f"wrote {args.out}: {len(bank)} patches x {bank.dim} dims, {bank.num_classes} classes")
+        return 0
+    shard_images = args.shard_images or 256
+    dataset = _dataset(args, split, EvalResize(size) if args.no_augment else MemoryAugment(size), args.fileset,
+                       min_side=features.patch_size)
+    names = build_sharded_bank(features, dataset, args.out, size, memory_size=args.memory_size,
+                               augmentation_epochs=args.augmentation_epochs, seed=args.seed, fp16=args.fp16,
+                               shard_images=shard_images, rank=rank, world=world, opts=_opts(args))
+    print(f"rank {rank}/{world}: {len(names)} shards in {args.out}", file=sys.stderr)
+    _barrier(world)
+    if rank == 0:
+        write_manifest(args.out, len(dataset), args.augmentation_epochs, shard_images)
+        bank = ShardedBank(args.out)
+        print(f"wrote {args.out}/: {len(bank)} patches x {bank.dim} dims in {len(bank.shard_files)} shards, "
+              f"{bank.num_classes} classes")
     return 0
 
 
@@ -298,8 +348,9 @@ def cmd_evaluate(args) -> int:
         return _evaluate_probe(args)
     if (args.bank is None) == (args.train_split is None):
         raise ConfigError("give exactly one of --bank BANK or --train-split SPLIT")
+    rank, world = _distributed()
     if args.bank:
-        bank = MemoryBank.load(args.bank)
+        bank = open_bank(args.bank)
         encoder = _encoder(args, bank.metadata)
         size = _input_size(args, encoder, bank.metadata)
         features = _features(args, encoder, size, bank.metadata)
@@ -319,8 +370,17 @@ def cmd_evaluate(args) -> int:
         raise BankError(f"{args.bank or 'memory bank'}: built for other classes than {dataset.root} "
                         f"({bank.num_classes} vs {dataset.num_classes} classes{'; ' + ', '.join(differ[:3]) if differ else ''})")
     decoder = make_decoder(bank, k=args.k, temperature=args.temperature, index_spec=args.index,
-                           nprobe=args.nprobe, seed=args.seed)
-    result = evaluate(features, decoder, dataset, _opts(args))
+                           nprobe=args.nprobe, seed=args.seed, refine=args.refine)
+    started = time.perf_counter()
+    confusion = confusion_of(features, decoder, dataset, _opts(args), indices=range(rank, len(dataset), world))
+    if world > 1:  # each rank evaluated every world-th image; rank 0 reports the summed matrix
+        import torch.distributed as dist
+
+        dist.all_reduce(confusion.matrix, op=dist.ReduceOp.SUM)
+        if rank > 0:
+            return 0
+    result = summarise(confusion.matrix, list(dataset.class_names))
+    result.update(num_images=len(dataset), seconds=round(time.perf_counter() - started, 3), processes=world)
     payload = {
         "config": {"protocol": "hummingbird", "dataset": args.dataset, "data_root": str(dataset.root),
                    "split": dataset.split, "fileset": args.fileset, "k": args.k, "temperature": args.temperature,
@@ -399,7 +459,9 @@ class BankPipeline:
 
 
 def _bank_pipeline(args) -> BankPipeline:
-    bank = MemoryBank.load(args.bank)
+    bank = open_bank(args.bank)
+    if isinstance(bank, ShardedBank):
+        bank = bank.to_memory()
     encoder = _encoder(args, bank.metadata)
     size = _input_size(args, encoder, bank.metadata)
     features = _features(args, encoder, size, bank.metadata)

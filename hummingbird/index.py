@@ -20,19 +20,22 @@ class NeighbourIndex:
             ``"IVF4096,PQ64"``, ``"OPQ64,IVF4096,PQ64"``, ``"HNSW32"``.
         nprobe: IVF lists visited per query (also used as HNSW ``efSearch`` when given).
         train_size: vectors sampled to train approximate indexes.
+        refine: for approximate indexes, fetch ``refine × k`` candidates and re-rank them exactly
+            against the raw features given to :meth:`keep_raw` (1: no re-ranking).
         use_gpu: ``"auto"`` (GPU when faiss-gpu sees one), ``True`` or ``False``.
         seed: seed of the training sample.
     """
 
     def __init__(self, dim: int, spec: str = EXACT, nprobe: int = 64, train_size: int = 262_144,
-                 use_gpu: bool | str = "auto", seed: int = 0):
+                 use_gpu: bool | str = "auto", seed: int = 0, refine: int = 1):
         try:
             index = faiss.index_factory(dim, spec, faiss.METRIC_INNER_PRODUCT)
         except RuntimeError as exc:
             raise ConfigError(f"--index {spec!r} is not a faiss factory string for dimension {dim} "
                               f"({str(exc).splitlines()[-1] if str(exc) else exc})") from exc
         self.dim, self.spec, self.nprobe = dim, spec, nprobe
-        self.train_size, self.seed = train_size, seed
+        self.train_size, self.seed, self.refine = train_size, seed, refine
+        self.raw = None
         gpus = faiss.get_num_gpus() if hasattr(faiss, "get_num_gpus") else 0
         if use_gpu is True and gpus == 0:
             raise ConfigError("--index-gpu was asked for but faiss sees no GPU (install the 'gpu' extra)")
@@ -47,18 +50,29 @@ class NeighbourIndex:
         if "HNSW" in self.spec and not self.on_gpu:
             params.set_index_parameter(self.index, "efSearch", max(self.nprobe, 64))
 
-    def add(self, features: torch.Tensor | np.ndarray, batch_size: int = 1_000_000) -> "NeighbourIndex":
-        """Add ``(N, D)`` features (training the index on a sample first if it needs training)."""
-        vectors = _as_float32(features)
-        if vectors.shape[1] != self.dim:
-            raise ConfigError(f"features have dimension {vectors.shape[1]}, index expects {self.dim}")
+    def train(self, sample: torch.Tensor | np.ndarray) -> "NeighbourIndex":
+        """Train an approximate index on ``(n, D)`` sample vectors (no-op for exact indexes)."""
+        if not self.index.is_trained:
+            self.index.train(np.ascontiguousarray(_as_float32(sample)))
+        return self
+
+    def add(self, features: torch.Tensor | np.ndarray, batch_size: int = 262_144) -> "NeighbourIndex":
+        """Add ``(N, D)`` features (training the index on a sample of them first if it is untrained).
+        Features may be a memory map; they are converted to float32 one batch at a time."""
+        if features.shape[1] != self.dim:
+            raise ConfigError(f"features have dimension {features.shape[1]}, index expects {self.dim}")
         if not self.index.is_trained:
             rng = np.random.default_rng(self.seed)
-            take = min(self.train_size, len(vectors))
-            sample = vectors[np.sort(rng.choice(len(vectors), take, replace=False))]
-            self.index.train(np.ascontiguousarray(sample))
-        for start in range(0, len(vectors), batch_size):
-            self.index.add(np.ascontiguousarray(vectors[start:start + batch_size]))
+            take = min(self.train_size, len(features))
+            self.train(features[np.sort(rng.choice(len(features), take, replace=False))])
+        for start in range(0, len(features), batch_size):
+            self.index.add(np.ascontiguousarray(_as_float32(features[start:start + batch_size])))
+        return self
+
+    def keep_raw(self, rows) -> "NeighbourIndex":
+        """Raw features for exact re-ranking: anything indexable by a ``(Q, m)`` LongTensor of rows that
+        returns ``(Q, m, D)`` (a tensor, or a memory-mapped :class:`~hummingbird.shards.RowGather`)."""
+        self.raw = rows
         return self
 
     def __len__(self) -> int:
@@ -73,10 +87,29 @@ class NeighbourIndex:
         vectors = _as_float32(queries)
         sims = np.empty((len(vectors), k), dtype=np.float32)
         ids = np.empty((len(vectors), k), dtype=np.int64)
+        rerank = self.refine > 1 and self.raw is not None and self.spec != EXACT
+        if rerank:  # bound the (batch, refine·k, D) candidate block to ~256 MB
+            batch_size = max(1, min(batch_size, (1 << 26) // (self.refine * k * self.dim)))
         for start in range(0, len(vectors), batch_size):
             stop = start + batch_size
-            sims[start:stop], ids[start:stop] = self.index.search(np.ascontiguousarray(vectors[start:stop]), k)
+            chunk = np.ascontiguousarray(vectors[start:stop])
+            if rerank:
+                sims[start:stop], ids[start:stop] = self._reranked(chunk, k)
+            else:
+                sims[start:stop], ids[start:stop] = self.index.search(chunk, k)
         return torch.from_numpy(sims), torch.from_numpy(ids)
+
+    def _reranked(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Exact top-k among the approximate index's ``refine × k`` candidates."""
+        wide = min(self.refine * k, len(self))
+        _, candidates = self.index.search(queries, wide)
+        candidates = torch.from_numpy(candidates)
+        valid = candidates >= 0
+        raw = self.raw[candidates.clamp_min(0)]
+        exact = torch.einsum("qd,qmd->qm", torch.from_numpy(queries), raw.float())
+        exact = exact.masked_fill(~valid, -torch.inf)
+        top = exact.topk(k, dim=1)
+        return top.values.numpy(), torch.gather(candidates, 1, top.indices).numpy()
 
 
 def _as_float32(x: torch.Tensor | np.ndarray) -> np.ndarray:

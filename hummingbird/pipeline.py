@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Sequence
 
+import numpy as np
 import torch
 from tqdm.auto import tqdm
 
@@ -21,6 +23,9 @@ from hummingbird.patch_labels import patch_label_distributions
 from hummingbird.sampling import class_balanced_selection
 
 
+SELECTION_SALT = 0x5BD1E995  # decorrelates an image's patch selection from its augmentation
+
+
 @dataclass
 class LoaderOptions:
     batch_size: int = 8
@@ -29,14 +34,18 @@ class LoaderOptions:
     progress: bool = True
 
 
-def _loader(dataset: SegmentationDataset, opts: LoaderOptions) -> torch.utils.data.DataLoader:
-    return torch.utils.data.DataLoader(dataset, batch_size=opts.batch_size, shuffle=False,
+def _loader(dataset: SegmentationDataset, opts: LoaderOptions,
+            indices: Sequence[int] | None = None) -> torch.utils.data.DataLoader:
+    """Batches of ``dataset`` (only ``indices``, keeping their dataset-wide index and seeds)."""
+    source = dataset if indices is None else torch.utils.data.Subset(dataset, list(indices))
+    return torch.utils.data.DataLoader(source, batch_size=opts.batch_size, shuffle=False,
                                        num_workers=opts.num_workers, pin_memory=opts.device.startswith("cuda"))
 
 
 def build_memory_bank(features: TokenFeatures, dataset: SegmentationDataset, input_size: int,
                       memory_size: int | None = None, augmentation_epochs: int = 1, seed: int = 0,
-                      fp16: bool = False, opts: LoaderOptions | None = None) -> MemoryBank:
+                      fp16: bool = False, opts: LoaderOptions | None = None, indices: Sequence[int] | None = None,
+                      epochs: Sequence[int] | None = None) -> MemoryBank:
     """Encode every image of ``dataset`` (``augmentation_epochs`` augmented passes) into a bank.
 
     Args:
@@ -45,6 +54,9 @@ def build_memory_bank(features: TokenFeatures, dataset: SegmentationDataset, inp
         memory_size: total patches to keep (class-balanced per image: ``memory_size //
             (len(dataset) * augmentation_epochs)`` each); ``None`` keeps every labelled patch.
         fp16: store features as float16 (half the memory; labels stay float32).
+        indices, epochs: encode only these images and augmentation epochs (one shard of a sharded
+            build); the per-image budget still follows the whole dataset, so shards concatenate to the
+            bank a single pass would build.
     """
     opts = opts or LoaderOptions()
     per_image = None
@@ -53,14 +65,13 @@ def build_memory_bank(features: TokenFeatures, dataset: SegmentationDataset, inp
         if per_image < 1:
             raise ConfigError(f"--memory-size {memory_size} is smaller than one patch per image for "
                               f"{len(dataset)} images x {augmentation_epochs} epochs")
-    generator = torch.Generator().manual_seed(seed)
     feats, labels, sources, views = [], [], [], []
     view_count = 0
     started = time.perf_counter()
-    for epoch in range(augmentation_epochs):
+    for epoch in (range(augmentation_epochs) if epochs is None else epochs):
         dataset.epoch = epoch
         desc = f"memory epoch {epoch + 1}/{augmentation_epochs}"
-        for batch in tqdm(_loader(dataset, opts), desc=desc, disable=not opts.progress, unit="batch"):
+        for batch in tqdm(_loader(dataset, opts, indices), desc=desc, disable=not opts.progress, unit="batch"):
             f = features(batch["image"].to(opts.device), image_ids=list(batch["id"])).cpu()  # (B, h, w, D)
             b, h, w, d = f.shape
             dists = patch_label_distributions(batch["mask"], features.patch_size, dataset.num_classes,
@@ -70,7 +81,8 @@ def build_memory_bank(features: TokenFeatures, dataset: SegmentationDataset, inp
                 keep = dists.sum(-1) > 0  # every patch with at least one labelled pixel
                 img, patch = keep.nonzero(as_tuple=True)
             else:
-                chosen = class_balanced_selection(dists, per_image, generator)
+                seeds = [dataset.sample_seed(int(i)) ^ SELECTION_SALT for i in batch["index"]]
+                chosen = class_balanced_selection(dists, per_image, seeds)
                 img, slot = (chosen >= 0).nonzero(as_tuple=True)
                 patch = chosen[img, slot]
             feats.append(f[img, patch].to(torch.float16 if fp16 else torch.float32))
@@ -99,31 +111,54 @@ def build_memory_bank(features: TokenFeatures, dataset: SegmentationDataset, inp
     return bank
 
 
-def make_decoder(bank: MemoryBank, k: int = 30, temperature: float = 0.02, index_spec: str = EXACT,
-                 nprobe: int = 64, use_gpu: bool | str = "auto", seed: int = 0) -> HummingbirdDecoder:
-    """Index a bank's features and wrap them in a :class:`HummingbirdDecoder`."""
-    index = NeighbourIndex(bank.dim, index_spec, nprobe=nprobe, use_gpu=use_gpu, seed=seed).add(bank.features)
-    return HummingbirdDecoder(index, bank.labels.float(), k=k, temperature=temperature)
+def make_decoder(bank, k: int = 30, temperature: float = 0.02, index_spec: str = EXACT,
+                 nprobe: int = 64, use_gpu: bool | str = "auto", seed: int = 0, refine: int = 1) -> HummingbirdDecoder:
+    """Index a bank's features (a :class:`MemoryBank`, or a sharded bank filled shard by shard from
+    memory maps) and wrap them in a :class:`HummingbirdDecoder`."""
+    index = NeighbourIndex(bank.dim, index_spec, nprobe=nprobe, use_gpu=use_gpu, seed=seed, refine=refine)
+    if isinstance(bank, MemoryBank):
+        index.add(bank.features).keep_raw(bank.features)
+        return HummingbirdDecoder(index, bank.labels.float(), k=k, temperature=temperature)
+    from hummingbird.shards import RowGather
+
+    raw = RowGather(list(bank.feature_chunks()))
+    rng = np.random.default_rng(seed)
+    sample_rows = np.sort(rng.choice(len(raw), min(index.train_size, len(raw)), replace=False))
+    index.train(raw[torch.from_numpy(sample_rows)])
+    for chunk in bank.feature_chunks():
+        index.add(chunk)
+    return HummingbirdDecoder(index.keep_raw(raw), bank.labels, k=k, temperature=temperature)
+
+
+def confusion_of(features: TokenFeatures, decoder: HummingbirdDecoder, dataset: SegmentationDataset,
+                 opts: LoaderOptions | None = None, indices: Sequence[int] | None = None) -> ConfusionMatrix:
+    """Confusion matrix of ``decoder`` on ``dataset`` (or its ``indices``)."""
+    opts = opts or LoaderOptions()
+    confusion = ConfusionMatrix(dataset.num_classes, IGNORE_INDEX)
+    for batch in tqdm(_loader(dataset, opts, indices), desc="evaluate", disable=not opts.progress, unit="batch"):
+        masks = batch["mask"]
+        query = features(batch["image"].to(opts.device), image_ids=list(batch["id"])).cpu()
+        confusion.update(decoder.predict(query, tuple(masks.shape[-2:])), masks)
+    return confusion
+
+
+def summarise(confusion: torch.Tensor, class_names: list[str]) -> dict:
+    """mIoU (plain and Hungarian-matched), per-class IoU, accuracies and the matrix itself."""
+    result = scores(confusion, class_names)
+    result["hungarian"] = {k: v for k, v in hungarian_scores(confusion, class_names).items()
+                           if k in ("mIoU", "pixel_accuracy")}
+    result["confusion_matrix"] = confusion.tolist()
+    return result
 
 
 def evaluate(features: TokenFeatures, decoder: HummingbirdDecoder, dataset: SegmentationDataset,
              opts: LoaderOptions | None = None) -> dict:
     """mIoU (plain and Hungarian-matched), per-class IoU and pixel accuracy of ``decoder`` on
     ``dataset`` (whose transform resizes to the evaluation size)."""
-    opts = opts or LoaderOptions()
-    confusion = ConfusionMatrix(dataset.num_classes, IGNORE_INDEX)
-    started, images = time.perf_counter(), 0
-    for batch in tqdm(_loader(dataset, opts), desc="evaluate", disable=not opts.progress, unit="batch"):
-        masks = batch["mask"]
-        query = features(batch["image"].to(opts.device), image_ids=list(batch["id"])).cpu()
-        predictions = decoder.predict(query, tuple(masks.shape[-2:]))
-        confusion.update(predictions, masks)
-        images += len(masks)
-    seconds = time.perf_counter() - started
-    result = scores(confusion.matrix, list(dataset.class_names))
-    result["hungarian"] = {k: v for k, v in hungarian_scores(confusion.matrix, list(dataset.class_names)).items()
-                           if k in ("mIoU", "pixel_accuracy")}
-    result.update(num_images=images, seconds=round(seconds, 3), confusion_matrix=confusion.matrix.tolist())
+    started = time.perf_counter()
+    confusion = confusion_of(features, decoder, dataset, opts)
+    result = summarise(confusion.matrix, list(dataset.class_names))
+    result.update(num_images=len(dataset), seconds=round(time.perf_counter() - started, 3))
     return result
 
 

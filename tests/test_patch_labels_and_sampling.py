@@ -37,10 +37,10 @@ def test_class_balanced_selection_picks_rare_class_patches_first():
     dists[0, :13, 0] = 1
     dists[0, 13] = torch.tensor([0.5, 0.0, 0.5])
     dists[0, 14, 2] = 1
-    chosen = class_balanced_selection(dists, per_image=2, generator=torch.Generator().manual_seed(0))
+    chosen = class_balanced_selection(dists, per_image=2, seeds=[0])
     assert sorted(chosen[0].tolist()) == [13, 14]
     # asking for more than the labelled patches: ignored patch never picked, slots marked -1
-    chosen = class_balanced_selection(dists, per_image=16, generator=torch.Generator().manual_seed(0))
+    chosen = class_balanced_selection(dists, per_image=16, seeds=[0])
     assert 15 not in chosen[0].tolist() and chosen[0, -1] == -1 and (chosen[0, :15] >= 0).all()
 
 
@@ -49,8 +49,11 @@ def test_class_balanced_tie_break_is_random_but_seeded():
     dists[0, :, 0] = 1
 
     def pick(seed):
-        return class_balanced_selection(dists, 8, torch.Generator().manual_seed(seed))[0].tolist()
+        return class_balanced_selection(dists, 8, [seed])[0].tolist()
 
     assert pick(1) == pick(1)
     assert pick(1) != pick(2)
     assert len(set(pick(1))) == 8
+    # an image's selection does not depend on the other images of its batch
+    batch = torch.cat([dists, dists])
+    assert class_balanced_selection(batch, 8, [1, 2])[0].tolist() == pick(1)

@@ -1,0 +1,192 @@
+"""Memory banks larger than RAM: a folder of shard files written as they are produced.
+
+A sharded bank is a folder::
+
+    manifest.json                       metadata, shard list (in order), rows, written last
+    shard_e000_i0000000.safetensors     an ordinary bank file: images [0, S) of epoch 0
+    shard_e000_i0000256.safetensors     images [S, 2S) of epoch 0, ...
+
+Each shard is written atomically as soon as its images are encoded, so an interrupted build resumes
+from the shards already on disk; under ``torchrun`` each rank writes every ``world``-th shard and rank 0
+writes the manifest. Shards are read memory-mapped (the safetensors layout is a JSON header followed by
+raw arrays), so index training, filling and label look-ups never hold the whole bank in RAM.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+import torch
+
+from hummingbird.datasets import SegmentationDataset
+from hummingbird.errors import BankError
+from hummingbird.memory import MemoryBank
+from hummingbird.results import write_json
+
+MANIFEST = "manifest.json"
+_NUMPY_DTYPES = {"F32": np.float32, "F16": np.float16, "I32": np.int32, "I64": np.int64, "U8": np.uint8}
+
+
+def mmap_tensors(path: str | Path) -> dict[str, np.ndarray]:
+    """Read-only memory maps of every tensor of a ``.safetensors`` file (no copy into RAM)."""
+    path = Path(path)
+    with open(path, "rb") as handle:
+        (header_len,) = struct.unpack("<Q", handle.read(8))
+        header = json.loads(handle.read(header_len))
+    out = {}
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        start, end = info["data_offsets"]
+        dtype = np.dtype(_NUMPY_DTYPES[info["dtype"]])
+        shape = tuple(info["shape"])
+        if end - start == 0:
+            out[name] = np.zeros(shape, dtype)
+        else:
+            out[name] = np.memmap(path, dtype=dtype, mode="r", offset=8 + header_len + start, shape=shape)
+    return out
+
+
+def shard_name(epoch: int, start: int) -> str:
+    return f"shard_e{epoch:03d}_i{start:07d}.safetensors"
+
+
+def shard_plan(num_images: int, epochs: int, shard_images: int) -> list[tuple[int, int, int]]:
+    """Shards in bank order: ``(epoch, first image, end image)``."""
+    return [(e, s, min(s + shard_images, num_images)) for e in range(epochs) for s in range(0, num_images, shard_images)]
+
+
+def build_sharded_bank(features, dataset: SegmentationDataset, out_dir: str | Path, input_size: int,
+                       memory_size: int | None = None, augmentation_epochs: int = 1, seed: int = 0,
+                       fp16: bool = False, shard_images: int = 256, rank: int = 0, world: int = 1,
+                       opts=None) -> list[str]:
+    """Encode this rank's shards into ``out_dir`` (skipping shards already there); returns their names.
+
+    Shard ``i`` of the plan belongs to rank ``i % world``. Call :func:`write_manifest` once every rank
+    has finished.
+    """
+    from hummingbird.pipeline import build_memory_bank
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for i, (epoch, start, end) in enumerate(shard_plan(len(dataset), augmentation_epochs, shard_images)):
+        if i % world != rank:
+            continue
+        path = out_dir / shard_name(epoch, start)
+        if not path.is_file():  # shards on disk are complete (atomic writes): resume after them
+            part = build_memory_bank(features, dataset, input_size, memory_size=memory_size,
+                                     augmentation_epochs=augmentation_epochs, seed=seed, fp16=fp16, opts=opts,
+                                     indices=range(start, end), epochs=[epoch])
+            part.metadata.update(shard={"epoch": epoch, "start": start, "end": end})
+            part.save(path)
+        written.append(path.name)
+    return written
+
+
+def write_manifest(out_dir: str | Path, num_images: int, augmentation_epochs: int, shard_images: int) -> Path:
+    """Check that every planned shard exists and write the manifest (the bank's metadata is the first
+    shard's, without its shard-specific fields)."""
+    out_dir = Path(out_dir)
+    plan = shard_plan(num_images, augmentation_epochs, shard_images)
+    names = [shard_name(e, s) for e, s, _ in plan]
+    missing = [n for n in names if not (out_dir / n).is_file()]
+    if missing:
+        raise BankError(f"{out_dir}: {len(missing)} shards are missing ({', '.join(missing[:3])}); run the build again "
+                        f"to finish them")
+    shards = []
+    for name in names:
+        arrays = mmap_tensors(out_dir / name)
+        shards.append({"file": name, "rows": int(arrays["features"].shape[0])})
+    meta = dict(MemoryBank.load(out_dir / names[0]).metadata)
+    for key in ("shard", "num_patches", "checksum", "build_seconds"):
+        meta.pop(key, None)
+    meta.update(num_patches=sum(s["rows"] for s in shards), shard_images=shard_images)
+    return write_json(out_dir / MANIFEST, {"format_version": 1, "metadata": meta, "shards": shards})
+
+
+class RowGather:
+    """Rows of one array spread over memory-mapped shards, gathered by global row index."""
+
+    def __init__(self, parts: Sequence[np.ndarray]):
+        self.parts = list(parts)
+        self.offsets = np.cumsum([0] + [len(p) for p in self.parts])
+
+    def __len__(self) -> int:
+        return int(self.offsets[-1])
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return (len(self), *self.parts[0].shape[1:])
+
+    def __getitem__(self, rows: torch.Tensor) -> torch.Tensor:
+        flat = rows.reshape(-1).numpy()
+        shard = np.searchsorted(self.offsets, flat, side="right") - 1
+        out = np.empty((len(flat), *self.parts[0].shape[1:]), dtype=np.float32)
+        for s in np.unique(shard):
+            hit = shard == s
+            local = flat[hit] - self.offsets[s]
+            order = np.argsort(local)  # sorted reads are kinder to the page cache
+            out[np.flatnonzero(hit)[order]] = self.parts[s][local[order]]
+        return torch.from_numpy(out).reshape(*rows.shape, *self.parts[0].shape[1:])
+
+    def float(self) -> "RowGather":
+        return self
+
+
+class ShardedBank:
+    """A sharded bank opened read-only: metadata from the manifest, arrays memory-mapped."""
+
+    def __init__(self, directory: str | Path):
+        self.directory = Path(directory)
+        manifest = self.directory / MANIFEST
+        if not manifest.is_file():
+            raise BankError(f"{self.directory}: no {MANIFEST} (an unfinished sharded build? run it again to resume)")
+        data = json.loads(manifest.read_text())
+        self.metadata = data["metadata"]
+        self.shard_files = [self.directory / s["file"] for s in data["shards"]]
+        arrays = [mmap_tensors(p) for p in self.shard_files]
+        for p, a, s in zip(self.shard_files, arrays, data["shards"]):
+            if a["features"].shape[0] != s["rows"]:
+                raise BankError(f"{p}: shard has {a['features'].shape[0]} rows, manifest says {s['rows']}")
+        self._features = [a["features"] for a in arrays]
+        self.labels = RowGather([a["labels"] for a in arrays])
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    @property
+    def dim(self) -> int:
+        return int(self._features[0].shape[1])
+
+    @property
+    def num_classes(self) -> int:
+        return int(self.labels.parts[0].shape[1])
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(self.metadata.get("class_names") or [f"class_{i}" for i in range(self.num_classes)])
+
+    def feature_chunks(self) -> Iterator[np.ndarray]:
+        """Each shard's ``(n, D)`` features (memory-mapped)."""
+        yield from self._features
+
+    def check_compatible(self, pipeline: dict, source: str = "memory bank") -> None:
+        MemoryBank.check_compatible(self, pipeline, source)  # same rule, on the manifest's metadata
+
+    def to_memory(self) -> MemoryBank:
+        """All shards in one in-memory :class:`MemoryBank` (view indices renumbered)."""
+        banks = [MemoryBank.load(p) for p in self.shard_files]
+        offsets = np.cumsum([0] + [len(b.views) for b in banks[:-1]])
+        sources = [torch.cat([b.sources[:, :1] + int(o), b.sources[:, 1:]], 1) for b, o in zip(banks, offsets)]
+        return MemoryBank(torch.cat([b.features for b in banks]), torch.cat([b.labels for b in banks]),
+                          torch.cat(sources), torch.cat([b.views for b in banks]), dict(self.metadata))
+
+
+def open_bank(path: str | Path) -> MemoryBank | ShardedBank:
+    """A bank file, or a sharded bank folder."""
+    return ShardedBank(path) if Path(path).is_dir() else MemoryBank.load(path)
