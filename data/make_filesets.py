@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hummingbird.datasets import load_dataset
+from hummingbird.datasets import DATASET_KINDS, load_dataset
 
 
 def fileset_ids(ids: list[str], fraction: int, seed: int) -> list[str]:
@@ -29,7 +29,7 @@ def fileset_ids(ids: list[str], fraction: int, seed: int) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--dataset", choices=("voc", "ade20k", "folder"), required=True)
+    p.add_argument("--dataset", choices=DATASET_KINDS, required=True)
     p.add_argument("--data-root", required=True)
     p.add_argument("--split", required=True)
     p.add_argument("--fractions", type=int, nargs="+", default=[128, 64, 8], help="N for 1/N of the split")

@@ -25,7 +25,7 @@ from fungi_dense.assemble import fungi_features
 from fungi_dense.features import FungiConfig
 from hummingbird.backbones import encoder_from_weights_file
 from hummingbird.cli import DEFAULT_INPUT_SIZE
-from hummingbird.datasets import DEFAULT_SPLITS, load_dataset
+from hummingbird.datasets import DATASET_KINDS, DEFAULT_SPLITS, load_dataset
 from hummingbird.features import TokenFeatures
 from hummingbird.pipeline import LoaderOptions, build_memory_bank, evaluate, make_decoder
 from hummingbird.results import write_json
@@ -37,7 +37,7 @@ HUMMINGBIRD_MEMORY_SIZES = (1024 * 10**2, 1024 * 10**3, 1024 * 10**4)
 def build_parser(dataset: str | None = None) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] + " Resumable; writes JSON per row.",
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--dataset", choices=("voc", "ade20k", "folder"), default=dataset, required=dataset is None)
+    p.add_argument("--dataset", choices=DATASET_KINDS, default=dataset, required=dataset is None)
     p.add_argument("--data-root", required=True)
     p.add_argument("--train-split", default=None)
     p.add_argument("--val-split", default=None)

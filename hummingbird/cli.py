@@ -19,7 +19,7 @@ from fungi_dense.assemble import fungi_features
 from fungi_dense.features import FungiConfig
 from hummingbird import __version__, render
 from hummingbird.backbones import PRESETS, RANDOM_WEIGHTS, PatchEncoder, encoder_from_weights_file
-from hummingbird.datasets import DEFAULT_SPLITS, IMAGE_SUFFIXES, load_dataset
+from hummingbird.datasets import DATASET_KINDS, DEFAULT_SPLITS, IMAGE_SUFFIXES, load_dataset
 from hummingbird.errors import BankError, ConfigError, HummingbirdError
 from hummingbird.features import TokenFeatures
 from hummingbird.geometry import patch_box_in_source, point_to_patch
@@ -94,7 +94,7 @@ def _add_runtime_args(p: argparse.ArgumentParser) -> None:
 
 def _add_dataset_args(p: argparse.ArgumentParser, split_help: str) -> None:
     g = p.add_argument_group("dataset")
-    g.add_argument("--dataset", choices=("voc", "ade20k", "folder"), required=True)
+    g.add_argument("--dataset", choices=DATASET_KINDS, required=True)
     g.add_argument("--data-root", required=True, help="dataset folder (see data/README.md for layouts)")
     g.add_argument("--split", default=None, help=split_help)
     g.add_argument("--num-classes", type=int, default=None, help="folder datasets without classes.txt")
@@ -200,7 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "mismatches, colour masks, out-of-range values, tiny images) in one pass, "
                                    "and count class pixels; builds nothing. Exit status 1 if problems were found.")
     p.add_argument("path", help="dataset folder")
-    p.add_argument("--dataset", choices=("voc", "ade20k", "folder"), default="folder")
+    p.add_argument("--dataset", choices=DATASET_KINDS, default="folder")
     p.add_argument("--split", default="all", help="split to check (default: all; voc: train/val/trainaug)")
     p.add_argument("--num-classes", type=int, default=None)
     p.add_argument("--patch-size", type=int, default=16, help="smallest acceptable image side")

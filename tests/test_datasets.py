@@ -117,3 +117,66 @@ def test_memory_augment_keeps_image_and_mask_aligned():
     a, b = aug(image, mask, 7), aug(image, mask, 7)
     assert all(torch.equal(x, y) for x, y in zip(a, b))
     assert not torch.equal(aug(image, mask, 8)[1], a[1]) or not torch.equal(aug(image, mask, 8)[0], a[0])
+
+
+def _write_coco(root, kind):
+    """Two 40x30 images; a person (supercategory person) box and a dog (animal), or two stuff regions."""
+    import json
+
+    (root / "val2017").mkdir(parents=True, exist_ok=True)
+    (root / "annotations").mkdir(exist_ok=True)
+    for i in (1, 2):
+        Image.fromarray(np.zeros((30, 40, 3), np.uint8)).save(root / "val2017" / f"{i:012d}.jpg")
+    images = [{"id": i, "file_name": f"{i:012d}.jpg", "width": 40, "height": 30} for i in (1, 2)]
+
+    def box(image, cat, x0, y0, x1, y1, ann_id):
+        poly = [x0, y0, x1, y0, x1, y1, x0, y1]
+        return {"id": ann_id, "image_id": image, "category_id": cat, "segmentation": [poly],
+                "area": float((x1 - x0) * (y1 - y0)), "bbox": [x0, y0, x1 - x0, y1 - y0], "iscrowd": 0}
+
+    if kind == "instances":
+        cats = [{"id": 1, "name": "person", "supercategory": "person"}, {"id": 18, "name": "dog", "supercategory": "animal"},
+                {"id": 19, "name": "horse", "supercategory": "animal"}]
+        anns = [box(1, 1, 0, 0, 10, 10, 1), box(1, 18, 20, 10, 30, 20, 2), box(2, 19, 0, 0, 40, 30, 3)]
+    else:
+        cats = [{"id": 92, "name": "banner", "supercategory": "textile"}, {"id": 105, "name": "grass", "supercategory": "plant"},
+                {"id": 183, "name": "other", "supercategory": "other"}]
+        anns = [box(1, 105, 0, 15, 40, 30, 1), box(1, 183, 0, 0, 40, 15, 2), box(2, 92, 0, 0, 40, 30, 3)]
+    (root / "annotations" / f"{kind}_val2017.json").write_text(json.dumps(
+        {"images": images, "annotations": anns, "categories": cats}))
+
+
+def test_coco_things_supercategories_with_cached_masks(tmp_path):
+    _write_coco(tmp_path / "coco", "instances")
+    ds = load_dataset("coco_things", tmp_path / "coco", "val", progress=False)
+    assert ds.class_names == ("background", "person", "animal") and len(ds) == 2
+    mask = ds[0]["mask"]
+    assert (mask[2:8, 2:8] == 1).all() and (mask[12:18, 22:28] == 2).all() and (mask[25:, 35:] == 0).all()
+    assert (ds[1]["mask"][5:25, 5:35] == 2).all()  # horse → animal
+    cached = tmp_path / "coco" / "hummingbird_masks" / "things_val2017" / "1.png"
+    stamp = cached.stat().st_mtime_ns
+    load_dataset("coco_things", tmp_path / "coco", "val", progress=False)
+    assert cached.stat().st_mtime_ns == stamp  # rendered once
+
+
+def test_coco_stuff_ignores_other_and_things(tmp_path):
+    _write_coco(tmp_path / "coco", "stuff")
+    ds = load_dataset("coco_stuff", tmp_path / "coco", "val", progress=False)
+    assert ds.class_names == ("textile", "plant")
+    mask = ds[0]["mask"]
+    assert (mask[18:28, 5:35] == 1).all() and (mask[2:12] == IGNORE_INDEX).all()  # "other" ignored
+    assert (ds[1]["mask"][5:25, 5:35] == 0).all()
+
+
+def test_cityscapes_label_ids_become_train_ids(tmp_path):
+    root = tmp_path / "cityscapes"
+    (root / "leftImg8bit" / "val" / "bonn").mkdir(parents=True)
+    (root / "gtFine" / "val" / "bonn").mkdir(parents=True)
+    Image.fromarray(np.zeros((16, 32, 3), np.uint8)).save(root / "leftImg8bit/val/bonn/bonn_000001_000019_leftImg8bit.png")
+    ids = np.zeros((16, 32), np.uint8)
+    ids[:, :8], ids[:, 8:16], ids[:, 16:24], ids[:, 24:] = 7, 26, 33, 4  # road, car, bicycle, static (ignored)
+    Image.fromarray(ids).save(root / "gtFine/val/bonn/bonn_000001_000019_gtFine_labelIds.png")
+    ds = load_dataset("cityscapes", root, "val")
+    assert ds.num_classes == 19 and ds.samples[0].id == "bonn_000001_000019"
+    mask = ds[0]["mask"]
+    assert mask[0, 0] == 0 and mask[0, 8] == 13 and mask[0, 16] == 18 and mask[0, 24] == IGNORE_INDEX
