@@ -54,3 +54,15 @@ def test_filesets_are_seeded_fractions(folder_dataset, tmp_path):
                       "--fractions", "4", "--seeds", "0", "--out-dir", str(tmp_path)]) == 0
     listed = (tmp_path / "folder_train_1-4_seed0.txt").read_text().split()
     assert len(listed) == 2 and set(listed) <= {f"img{i:03d}" for i in range(8)}
+
+
+def test_dense_protocols_rows(folder_dataset, tmp_path):
+    protocols = _load("eval/dense_protocols.py")
+    args = ["--dataset", "folder", "--data-root", str(folder_dataset), "--backbone", "dino_vits16", "--weights",
+            "random", "--input-size", "64", "--clusters", "4", "8", "--probe-epochs", "40", "--probe-lr", "0.01",
+            "--num-workers", "0", "--batch-size", "4", "--out-dir", str(tmp_path / "p")]
+    assert protocols.main([*args, "--dry-run"]) == 0 and not (tmp_path / "p").exists()
+    assert protocols.main(args) == 0
+    rows = {r["row"]: r for r in json.loads((tmp_path / "p" / "summary.json").read_text())["rows"]}
+    assert set(rows) == {"linear", "overcluster_k4", "overcluster_k8"}
+    assert rows["linear"]["mIoU"] >= 0.9 and all(0 <= r["mIoU"] <= 1 for r in rows.values())
