@@ -22,7 +22,8 @@ class NeighbourIndex:
         train_size: vectors sampled to train approximate indexes.
         refine: for approximate indexes, fetch ``refine × k`` candidates and re-rank them exactly
             against the raw features given to :meth:`keep_raw` (1: no re-ranking).
-        use_gpu: ``"auto"`` (GPU when faiss-gpu sees one), ``True`` or ``False``.
+        use_gpu: ``"auto"`` (GPU when faiss-gpu sees one; sharded across all visible GPUs), ``True`` or
+            ``False``.
         seed: seed of the training sample.
     """
 
@@ -40,7 +41,11 @@ class NeighbourIndex:
         if use_gpu is True and gpus == 0:
             raise ConfigError("--index-gpu was asked for but faiss sees no GPU (install the 'gpu' extra)")
         self.on_gpu = bool(use_gpu) and gpus > 0
-        self.index = faiss.index_cpu_to_all_gpus(index) if self.on_gpu else index
+        if self.on_gpu:  # shard the index across all GPUs (each holds 1/n of the memory)
+            options = faiss.GpuMultipleClonerOptions()
+            options.shard = True
+            index = faiss.index_cpu_to_all_gpus(index, co=options)
+        self.index = index
         self._set_search_params()
 
     def _set_search_params(self) -> None:
