@@ -29,6 +29,7 @@ from hummingbird.datasets import DATASET_KINDS, DEFAULT_SPLITS, load_dataset
 from hummingbird.features import TokenFeatures
 from hummingbird.pipeline import LoaderOptions, build_memory_bank, evaluate, make_decoder
 from hummingbird.results import write_json
+from hummingbird.shards import ShardedBank, build_sharded_bank, write_manifest
 from hummingbird.transforms import EvalResize, MemoryAugment
 
 HUMMINGBIRD_MEMORY_SIZES = (1024 * 10**2, 1024 * 10**3, 1024 * 10**4)
@@ -54,6 +55,11 @@ def build_parser(dataset: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--temperature", type=float, default=0.02)
     p.add_argument("--index", default="Flat", help="faiss factory string")
     p.add_argument("--fp16", action="store_true", help="float16 memory features")
+    p.add_argument("--sharded", action="store_true",
+                   help="build each row's bank as shards under --out-dir/banks/ (for banks larger than RAM)")
+    p.add_argument("--shard-images", type=int, default=256)
+    p.add_argument("--nprobe", type=int, default=64)
+    p.add_argument("--refine", type=int, default=1, help="re-rank refine×k approximate candidates exactly")
     p.add_argument("--limit-train", type=int, default=None, help="first N training images (smoke runs)")
     p.add_argument("--limit-val", type=int, default=None, help="first N validation images (smoke runs)")
     p.add_argument("--features", nargs="+", default=["tokens"], choices=("tokens", "fungi-fast", "fungi-dense"),
@@ -110,10 +116,19 @@ def main(argv: list[str] | None = None, dataset: str | None = None) -> int:
             sources[(kind, fs)] = _feature_source(args, kind, encoder, size, train, out_dir, fs, opts)
         features = sources[(kind, fs)]
         started = time.perf_counter()
-        bank = build_memory_bank(features, train, size, memory_size=memory_size,
-                                 augmentation_epochs=args.augmentation_epochs, seed=args.seed, fp16=args.fp16,
-                                 opts=opts)
-        decoder = make_decoder(bank, k=args.k, temperature=args.temperature, index_spec=args.index, seed=args.seed)
+        if args.sharded:  # bank on disk, shard by shard (resumable inside the row), read memory-mapped
+            bank_dir = out_dir / "banks" / name
+            build_sharded_bank(features, train, bank_dir, size, memory_size=memory_size,
+                               augmentation_epochs=args.augmentation_epochs, seed=args.seed, fp16=args.fp16,
+                               shard_images=args.shard_images, opts=opts)
+            write_manifest(bank_dir, len(train), args.augmentation_epochs, args.shard_images)
+            bank = ShardedBank(bank_dir)
+        else:
+            bank = build_memory_bank(features, train, size, memory_size=memory_size,
+                                     augmentation_epochs=args.augmentation_epochs, seed=args.seed, fp16=args.fp16,
+                                     opts=opts)
+        decoder = make_decoder(bank, k=args.k, temperature=args.temperature, index_spec=args.index, seed=args.seed,
+                               nprobe=args.nprobe, refine=args.refine)
         result = evaluate(features, decoder, val, opts)
         row = {"row": name, "dataset": args.dataset, "backbone": args.backbone, "feature_kind": kind,
                "fileset": fs, "train_images": len(train), "val_images": len(val), "memory_size": memory_size,

@@ -44,6 +44,19 @@ def test_table_rows_resume_and_summary(folder_dataset, tmp_path):
     assert "| dino_vits16 | tokens | full | 32 |" in (tmp_path / "run" / "summary.md").read_text()
 
 
+def test_table_with_sharded_banks_matches_in_memory(folder_dataset, tmp_path):
+    table = _load("eval/hbird_table.py")
+    args = ["--dataset", "folder", "--data-root", str(folder_dataset), "--backbone", "dino_vits16",
+            "--weights", "random", "--input-size", "64", "--memory-sizes", "64", "--k", "5",
+            "--num-workers", "0", "--batch-size", "4"]
+    assert table.main([*args, "--out-dir", str(tmp_path / "mem")]) == 0
+    assert table.main([*args, "--sharded", "--shard-images", "3", "--out-dir", str(tmp_path / "disk")]) == 0
+    in_memory, sharded = (json.loads((tmp_path / d / "summary.json").read_text())["rows"][0] for d in ("mem", "disk"))
+    assert (tmp_path / "disk" / "banks" / sharded["row"] / "manifest.json").is_file()
+    assert sharded["memory_patches"] == in_memory["memory_patches"] == 64
+    assert abs(sharded["mIoU"] - in_memory["mIoU"]) < 1e-6
+
+
 def test_filesets_are_seeded_fractions(folder_dataset, tmp_path):
     make = _load("data/make_filesets.py")
     ids = [f"id{i:04d}" for i in range(1000)]
