@@ -241,17 +241,27 @@ class FolderSegmentation(SegmentationDataset):
                                    f"{', '.join(unknown[:5])}")
         samples = [SampleFiles(i, images[i], (mask_dir / f"{i}.png") if (mask_dir / f"{i}.png").is_file() else None)
                    for i in ids]
-        if require_masks:
-            without = [s.image.name for s in samples if s.mask is None]
-            if without:
-                raise DatasetError(f"{mask_dir}: {len(without)} images have no mask <id>.png: "
-                                   f"{', '.join(without[:5])}{' ...' if len(without) > 5 else ''}")
-            orphans = sorted(p.name for p in mask_dir.glob("*.png") if p.stem not in images)
-            if orphans:
-                raise DatasetError(f"{mask_dir}: {len(orphans)} masks have no image in {image_dir}: "
-                                   f"{', '.join(orphans[:5])}{' ...' if len(orphans) > 5 else ''}")
+        self.pairing_problems = _pairing_problems(samples, images, image_dir, mask_dir)
+        if require_masks and self.pairing_problems:
+            raise DatasetError(self.pairing_problems[0])
         class_names = _folder_class_names(root, samples, num_classes)
         super().__init__(root, split, samples, class_names, transform, seed)
+
+
+def _pairing_problems(samples: Sequence[SampleFiles], images: dict[str, Path], image_dir: Path,
+                      mask_dir: Path) -> list[str]:
+    """Messages for images without a mask and for masks without an image (first few named)."""
+    def listing(names: list[str]) -> str:
+        return ", ".join(names[:5]) + (" ..." if len(names) > 5 else "")
+
+    problems = []
+    without = [s.image.name for s in samples if s.mask is None]
+    if without:
+        problems.append(f"{mask_dir}: {len(without)} images have no mask <id>.png: {listing(without)}")
+    orphans = sorted(p.name for p in mask_dir.glob("*.png") if p.stem not in images) if mask_dir.is_dir() else []
+    if orphans:
+        problems.append(f"{mask_dir}: {len(orphans)} masks have no image in {image_dir}: {listing(orphans)}")
+    return problems
 
 
 def _folder_class_names(root: Path, samples: Sequence[SampleFiles], num_classes: int | None) -> list[str]:

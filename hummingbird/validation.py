@@ -62,7 +62,7 @@ def scan_dataset(kind: str, root: str, split: str, num_classes: int | None = Non
     dataset.min_side = patch_size
     report.images = len(dataset)
     if isinstance(dataset, FolderSegmentation):
-        report.problems += _folder_pairing_problems(dataset)
+        report.problems += dataset.pairing_problems
     counts = np.zeros(dataset.num_classes, dtype=np.int64)
     for index in tqdm(range(len(dataset)), desc="check", disable=not progress, unit="img"):
         sample = dataset.samples[index]
@@ -87,19 +87,3 @@ def scan_dataset(kind: str, root: str, split: str, num_classes: int | None = Non
 def _file_mode(path) -> str:
     with Image.open(path) as img:
         return img.mode
-
-
-def _folder_pairing_problems(dataset: FolderSegmentation) -> list[str]:
-    without = [s.image.name for s in dataset.samples if s.mask is None]
-    problems = []
-    if without:
-        problems.append(f"{dataset.root / 'masks'}: {len(without)} images have no mask <id>.png: "
-                        f"{', '.join(without[:5])}{' ...' if len(without) > 5 else ''}")
-    image_dir = dataset.samples[0].image.parent
-    mask_dir = dataset.root / "masks" / (image_dir.name if image_dir.parent.name == "images" else "")
-    stems = {p.stem for p in image_dir.iterdir()}
-    orphans = sorted(p.name for p in mask_dir.glob("*.png") if p.stem not in stems) if mask_dir.is_dir() else []
-    if orphans:
-        problems.append(f"{mask_dir}: {len(orphans)} masks have no image: {', '.join(orphans[:5])}"
-                        f"{' ...' if len(orphans) > 5 else ''}")
-    return problems
