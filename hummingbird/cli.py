@@ -521,7 +521,7 @@ def _parse_pair(text: str, option: str) -> tuple[int, int]:
 def cmd_neighbours(args) -> int:
     pipe = _bank_pipeline(args)
     image = _read_image(Path(args.image), pipe.encoder.patch_size)
-    result = query_image(pipe.features, pipe.decoder, image, pipe.size, args.k)
+    result = query_image(pipe.features, pipe.decoder, image, pipe.size)
     h, w = result.grid
     if args.patch:
         row, col = _parse_pair(args.patch, "--patch")
@@ -557,7 +557,7 @@ def cmd_viewer(args) -> int:
     sources = SourceImages(pipe.bank, args.data_root)
     files = _image_files(args.images)[: args.max_images]
     queries = [(path.name, query_image(pipe.features, pipe.decoder, _read_image(path, pipe.encoder.patch_size),
-                                       pipe.size, args.k))
+                                       pipe.size))
                for path in tqdm(files, desc="viewer", disable=args.no_progress, unit="img")]
     out_dir = Path(args.out)
     page = write_viewer(out_dir, build_viewer_data(pipe.bank, queries, sources, pipe.palette, out_dir))

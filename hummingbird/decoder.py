@@ -39,16 +39,26 @@ class HummingbirdDecoder:
         self.index, self.memory_labels = index, memory_labels
         self.k, self.temperature, self.chunk = k, temperature, chunk
 
-    def patch_distributions(self, features: torch.Tensor) -> torch.Tensor:
-        """Query features ``(B, h, w, D)`` → label distributions ``(B, h, w, C)`` on the patch grid."""
+    def neighbours(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Query features ``(B, h, w, D)`` → similarities and memory rows of the ``k`` nearest memory
+        patches, both ``(B, h, w, k)``."""
         b, h, w, _ = features.shape
-        queries = rearrange(features, "b h w d -> (b h w) d")
-        sims, ids = self.index.search(queries, self.k)
-        out = torch.empty(len(queries), self.memory_labels.shape[1])
-        for start in range(0, len(queries), self.chunk):  # bounds the (chunk, k, C) gather
+        sims, ids = self.index.search(rearrange(features, "b h w d -> (b h w) d"), self.k)
+        return sims.view(b, h, w, self.k), ids.view(b, h, w, self.k)
+
+    def distributions_from(self, similarities: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        """Neighbours ``(B, h, w, k)`` (from :meth:`neighbours`) → label distributions ``(B, h, w, C)``."""
+        b, h, w, k = rows.shape
+        sims, ids = similarities.reshape(-1, k), rows.reshape(-1, k)
+        out = torch.empty(len(ids), self.memory_labels.shape[1])
+        for start in range(0, len(ids), self.chunk):  # bounds the (chunk, k, C) gather
             sl = slice(start, start + self.chunk)
             out[sl] = soft_labels(sims[sl], self.memory_labels[ids[sl]], self.temperature)
-        return rearrange(out, "(b h w) c -> b h w c", b=b, h=h, w=w)
+        return out.view(b, h, w, -1)
+
+    def patch_distributions(self, features: torch.Tensor) -> torch.Tensor:
+        """Query features ``(B, h, w, D)`` → label distributions ``(B, h, w, C)`` on the patch grid."""
+        return self.distributions_from(*self.neighbours(features))
 
     @staticmethod
     def upsample(distributions: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:

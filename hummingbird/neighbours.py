@@ -84,14 +84,14 @@ class QueryResult:
     grid: tuple[int, int]
 
 
-def query_image(features, decoder: HummingbirdDecoder, image: Image.Image, input_size: int, k: int) -> QueryResult:
-    """Encode ``image`` (resized to ``input_size``), label it and find every patch's ``k`` neighbours."""
+def query_image(features, decoder: HummingbirdDecoder, image: Image.Image, input_size: int) -> QueryResult:
+    """Encode ``image`` (resized to ``input_size``), find every patch's ``decoder.k`` neighbours (one
+    search) and label the image from them."""
     if min(image.size) < features.patch_size:
         raise ConfigError(f"image is {image.width}x{image.height}, smaller than one {features.patch_size}-px patch")
     tensor, _, _ = EvalResize(input_size)(image, np.zeros((image.height, image.width), dtype=np.int64))
     device = next(features.encoder.parameters()).device
     feats = features(tensor[None].to(device)).cpu()  # (1, h, w, D)
-    _, h, w, d = feats.shape
-    labels = decoder.upsample(decoder.patch_distributions(feats), (image.height, image.width))[0].numpy()
-    sims, rows = decoder.index.search(feats.reshape(h * w, d), k)
-    return QueryResult(image, labels, sims.view(h, w, k), rows.view(h, w, k), (h, w))
+    sims, rows = decoder.neighbours(feats)
+    labels = decoder.upsample(decoder.distributions_from(sims, rows), (image.height, image.width))[0].numpy()
+    return QueryResult(image, labels, sims[0], rows[0], tuple(rows.shape[1:3]))
