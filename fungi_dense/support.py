@@ -18,8 +18,9 @@ from tqdm.auto import tqdm
 from hummingbird.backbones import PatchEncoder
 from hummingbird.checkpoints import file_sha256
 from hummingbird.datasets import SegmentationDataset
-from hummingbird.errors import BankError, ConfigError
+from hummingbird.errors import ConfigError
 from hummingbird.index import NeighbourIndex
+from hummingbird.memory import check_metadata
 from hummingbird.pipeline import LoaderOptions
 from hummingbird.tensorfile import read_tensor_file, write_tensor_file
 
@@ -96,10 +97,7 @@ class SupportMemory:
         return cls(tensors["tokens"], tensors["image_index"], image_ids, meta, pca, path, file_sha256(path))
 
     def check_compatible(self, encoder_meta: dict) -> None:
-        diffs = [f"{k}: support has {self.metadata.get(k)!r}, pipeline has {encoder_meta[k]!r}"
-                 for k in SUPPORT_FIELDS if k in encoder_meta and self.metadata.get(k) != encoder_meta[k]]
-        if diffs:
-            raise BankError(f"{self.path}: support memory built for another pipeline; " + "; ".join(diffs))
+        check_metadata(self.metadata, encoder_meta, SUPPORT_FIELDS, str(self.path), what="support memory")
 
 
 @torch.no_grad()

@@ -25,6 +25,16 @@ COMPATIBILITY_FIELDS = ("backbone", "weights", "layer", "patch_size", "feature_k
                         "fungi")
 
 
+def check_metadata(recorded: dict, pipeline: dict, fields: tuple[str, ...], source: str, what: str = "bank") -> None:
+    """Raise :class:`BankError` naming ``source`` and every field of ``fields`` (present in ``pipeline``)
+    where a file's ``recorded`` metadata differs from the pipeline that loads it."""
+    diffs = [f"{k}: {what} has {recorded.get(k)!r}, pipeline has {pipeline[k]!r}"
+             for k in fields if k in pipeline and recorded.get(k) != pipeline[k]]
+    if diffs:
+        raise BankError(f"{source}: {'' if what == 'bank' else what + ' '}built for another pipeline; "
+                        + "; ".join(diffs))
+
+
 def tensors_checksum(tensors: dict[str, torch.Tensor]) -> str:
     """BLAKE2b of the named tensors' raw bytes, in name order."""
     digest = hashlib.blake2b(digest_size=32)
@@ -99,7 +109,4 @@ class MemoryBank:
 
     def check_compatible(self, pipeline: dict, source: str = "memory bank") -> None:
         """Raise :class:`BankError` listing every field where the bank and ``pipeline`` differ."""
-        diffs = [f"{k}: bank has {self.metadata.get(k)!r}, pipeline has {pipeline[k]!r}"
-                 for k in COMPATIBILITY_FIELDS if k in pipeline and self.metadata.get(k) != pipeline[k]]
-        if diffs:
-            raise BankError(f"{source}: built for another pipeline; " + "; ".join(diffs))
+        check_metadata(self.metadata, pipeline, COMPATIBILITY_FIELDS, source)

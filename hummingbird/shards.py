@@ -24,7 +24,7 @@ import torch
 
 from hummingbird.datasets import SegmentationDataset
 from hummingbird.errors import BankError
-from hummingbird.memory import MemoryBank
+from hummingbird.memory import COMPATIBILITY_FIELDS, MemoryBank, check_metadata
 from hummingbird.results import write_json
 
 MANIFEST = "manifest.json"
@@ -176,7 +176,7 @@ class ShardedBank:
         yield from self._features
 
     def check_compatible(self, pipeline: dict, source: str = "memory bank") -> None:
-        MemoryBank.check_compatible(self, pipeline, source)  # same rule, on the manifest's metadata
+        check_metadata(self.metadata, pipeline, COMPATIBILITY_FIELDS, source)
 
     def to_memory(self) -> MemoryBank:
         """All shards in one in-memory :class:`MemoryBank` (view indices renumbered)."""
