@@ -25,10 +25,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from hummingbird.index import NeighbourIndex
 from hummingbird.memory import MemoryBank
+from hummingbird.pipeline import make_decoder
 from hummingbird.results import write_json
-from hummingbird.shards import RowGather, ShardedBank, shard_name, write_manifest
+from hummingbird.shards import ShardedBank, shard_name, write_manifest
 
 PAPER_PATCHES = 1024 * 10**4
 
@@ -43,8 +43,10 @@ def mixture(n: int, dim: int, centres: torch.Tensor, seed: int) -> torch.Tensor:
     return F.normalize(centres[which] + 0.5 * torch.randn(n, dim, generator=g) / dim**0.5 * 3, dim=1)
 
 
-def write_synthetic_bank(out: Path, patches: int, dim: int, shard_rows: int, classes: int, seed: int) -> float:
-    """Write shards like a build does (fp16 features, labels, sources, views); returns seconds."""
+def write_synthetic_bank(out: Path, patches: int, dim: int, shard_rows: int, classes: int,
+                         seed: int) -> tuple[float, torch.Tensor]:
+    """Write shards like a build does (fp16 features, labels, sources, views); returns the seconds taken
+    and the mixture centres (for drawing queries)."""
     centres = F.normalize(torch.randn(max(64, patches // 2000), dim, generator=torch.Generator().manual_seed(seed)), dim=1)
     started = time.perf_counter()
     shards = 0
@@ -107,16 +109,11 @@ def main(argv: list[str] | None = None) -> int:
         queries = mixture(args.queries, args.dim, centres, args.seed + 10_000).numpy()
 
         started = time.perf_counter()
-        index = NeighbourIndex(args.dim, args.index, nprobe=args.nprobe, train_size=args.train_size,
-                               use_gpu=False, seed=args.seed, refine=args.refine)
-        raw = RowGather(list(bank.feature_chunks()))
-        sample = np.sort(np.random.default_rng(args.seed).choice(len(raw), min(args.train_size, len(raw)), replace=False))
-        index.train(raw[torch.from_numpy(sample)])
-        for chunk in bank.feature_chunks():
-            index.add(chunk)
-        index.keep_raw(raw)
+        index = make_decoder(bank, k=args.k, index_spec=args.index, nprobe=args.nprobe, use_gpu=False,
+                             seed=args.seed, refine=args.refine, train_size=args.train_size).index
         index_seconds = time.perf_counter() - started
-        print(f"index {args.index}: trained on {len(sample):,} and filled shard by shard in {index_seconds:.1f}s")
+        print(f"index {args.index}: trained on {min(args.train_size, len(bank)):,} and filled shard by shard "
+              f"in {index_seconds:.1f}s")
 
         started = time.perf_counter()
         _, ids = index.search(queries, args.k)

@@ -112,10 +112,12 @@ def build_memory_bank(features: TokenFeatures, dataset: SegmentationDataset, inp
 
 
 def make_decoder(bank, k: int = 30, temperature: float = 0.02, index_spec: str = EXACT,
-                 nprobe: int = 64, use_gpu: bool | str = "auto", seed: int = 0, refine: int = 1) -> HummingbirdDecoder:
+                 nprobe: int = 64, use_gpu: bool | str = "auto", seed: int = 0, refine: int = 1,
+                 train_size: int = 262_144) -> HummingbirdDecoder:
     """Index a bank's features (a :class:`MemoryBank`, or a sharded bank filled shard by shard from
     memory maps) and wrap them in a :class:`HummingbirdDecoder`."""
-    index = NeighbourIndex(bank.dim, index_spec, nprobe=nprobe, use_gpu=use_gpu, seed=seed, refine=refine)
+    index = NeighbourIndex(bank.dim, index_spec, nprobe=nprobe, use_gpu=use_gpu, seed=seed, refine=refine,
+                           train_size=train_size)
     if isinstance(bank, MemoryBank):
         index.add(bank.features).keep_raw(bank.features)
         return HummingbirdDecoder(index, bank.labels.float(), k=k, temperature=temperature)
