@@ -49,9 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     features = TokenFeatures(encoder_from_weights_file(args.backbone, args.weights)).to(args.device)
     size = args.input_size or DEFAULT_INPUT_SIZE.get(features.patch_size, 512)
     train_split, val_split = DEFAULT_SPLITS[args.dataset]
-    val = load_dataset(args.dataset, args.data_root, val_split, EvalResize(size))
-    if args.limit_val:
-        val = val.subset([s.id for s in val.samples[: args.limit_val]])
+    val = load_dataset(args.dataset, args.data_root, val_split, EvalResize(size)).first(args.limit_val)
     names = list(val.class_names)
     rows = ["linear"] + [f"overcluster_k{k}" for k in (args.clusters or [len(names), 500])]
     backbone = features.encoder.name
@@ -71,9 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         if val_feats is None:
             val_feats, val_masks = probes.encode_split(features, val, opts, f"encode {val_split}")
         if row == "linear":
-            train = load_dataset(args.dataset, args.data_root, train_split, EvalResize(size))
-            if args.limit_train:
-                train = train.subset([s.id for s in train.samples[: args.limit_train]])
+            train = load_dataset(args.dataset, args.data_root, train_split, EvalResize(size)).first(args.limit_train)
             train_feats, train_masks = probes.encode_split(features, train, opts, f"encode {train_split}")
             probe = probes.train_linear_probe(train_feats, train_masks, len(names), args.probe_epochs, args.probe_lr,
                                               seed=args.seed)

@@ -77,10 +77,6 @@ def build_parser(dataset: str | None = None) -> argparse.ArgumentParser:
     return p
 
 
-def _limited(dataset, limit):
-    return dataset if limit is None else dataset.subset([s.id for s in dataset.samples[:limit]], "--limit")
-
-
 def main(argv: list[str] | None = None, dataset: str | None = None) -> int:
     args = build_parser(dataset).parse_args(argv)
     out_dir = Path(args.out_dir)
@@ -100,7 +96,7 @@ def main(argv: list[str] | None = None, dataset: str | None = None) -> int:
         return 0
 
     opts = LoaderOptions(batch_size=args.batch_size, num_workers=args.num_workers, device=args.device)
-    val = _limited(load_dataset(args.dataset, args.data_root, val_split, EvalResize(size)), args.limit_val)
+    val = load_dataset(args.dataset, args.data_root, val_split, EvalResize(size)).first(args.limit_val)
     summary, sources = [], {}
     for kind, fs, memory_size in rows:
         name = _row_name(args, kind, fs, memory_size)
@@ -111,7 +107,7 @@ def main(argv: list[str] | None = None, dataset: str | None = None) -> int:
             continue
         train = load_dataset(args.dataset, args.data_root, train_split, MemoryAugment(size), seed=args.seed,
                              fileset=fs)
-        train = _limited(train, args.limit_train)
+        train = train.first(args.limit_train)
         if (kind, fs) not in sources:
             sources[(kind, fs)] = _feature_source(args, kind, encoder, size, train, out_dir, fs, opts)
         features = sources[(kind, fs)]

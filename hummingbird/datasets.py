@@ -124,6 +124,10 @@ class SegmentationDataset(torch.utils.data.Dataset):
             image_t, mask_t, view = self.transform(image, mask, self.sample_seed(index))
         return {"image": image_t, "mask": mask_t, "view": view, "index": index, "id": self.samples[index].id}
 
+    def first(self, count: int | None) -> "SegmentationDataset":
+        """The first ``count`` images (all when ``count`` is ``None``), e.g. for smoke runs."""
+        return self if count is None else self.subset([s.id for s in self.samples[:count]], "first images")
+
     def subset(self, ids: Sequence[str], source: str = "file set") -> "SegmentationDataset":
         """The same dataset restricted to ``ids`` (in the order given)."""
         by_id = {s.id: s for s in self.samples}

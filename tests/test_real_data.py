@@ -16,17 +16,13 @@ pytestmark = pytest.mark.realdata
 TRAIN_IMAGES, VAL_IMAGES = 40, 20
 
 
-def _first(dataset, n):
-    return dataset.subset([s.id for s in dataset.samples[:n]])
-
-
 def test_real_voc_evaluation_on_cpu():
     name, weights = real_weights()
     root = real_voc()
     features = TokenFeatures(load_backbone(name, weights=weights))
     size = 448  # a multiple of 8, 14 and 16
-    train = _first(load_dataset("voc", root, "train", MemoryAugment(size)), TRAIN_IMAGES)
-    val = _first(load_dataset("voc", root, "val", EvalResize(size)), VAL_IMAGES)
+    train = load_dataset("voc", root, "train", MemoryAugment(size)).first(TRAIN_IMAGES)
+    val = load_dataset("voc", root, "val", EvalResize(size)).first(VAL_IMAGES)
     opts = LoaderOptions(batch_size=4, num_workers=2)
     bank = build_memory_bank(features, train, size, memory_size=TRAIN_IMAGES * 200, opts=opts)
     result = evaluate(features, make_decoder(bank), val, opts)
@@ -46,9 +42,9 @@ def test_real_voc_fungi_against_tokens(tmp_path):
     root = real_voc()
     encoder = load_backbone(name, weights=weights)
     size = 448
-    train = _first(load_dataset("voc", root, "train", MemoryAugment(size)), TRAIN_IMAGES)
-    plain_train = _first(load_dataset("voc", root, "train", EvalResize(size)), TRAIN_IMAGES)
-    val = _first(load_dataset("voc", root, "val", EvalResize(size)), VAL_IMAGES)
+    train = load_dataset("voc", root, "train", MemoryAugment(size)).first(TRAIN_IMAGES)
+    plain_train = load_dataset("voc", root, "train", EvalResize(size)).first(TRAIN_IMAGES)
+    val = load_dataset("voc", root, "val", EvalResize(size)).first(VAL_IMAGES)
     opts = LoaderOptions(batch_size=4, num_workers=2)
     sources = {"tokens": TokenFeatures(encoder)}
     for projection in ("fast", "dense"):
