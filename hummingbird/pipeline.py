@@ -18,7 +18,7 @@ from hummingbird.errors import ConfigError
 from hummingbird.features import TokenFeatures
 from hummingbird.index import EXACT, NeighbourIndex
 from hummingbird.memory import MemoryBank
-from hummingbird.metrics import ConfusionMatrix, hungarian_scores, scores
+from hummingbird.metrics import ConfusionMatrix, open_hbird_hungarian_scores, scores
 from hummingbird.patch_labels import patch_label_distributions
 from hummingbird.sampling import class_balanced_selection
 
@@ -144,19 +144,23 @@ def confusion_of(features: TokenFeatures, decoder: HummingbirdDecoder, dataset: 
     return confusion
 
 
-def summarise(confusion: torch.Tensor, class_names: list[str]) -> dict:
-    """mIoU (plain and Hungarian-matched), per-class IoU, accuracies and the matrix itself."""
+def summarise(confusion: torch.Tensor, class_names: list[str], headline: str = "mIoU") -> dict:
+    """Scores of a ``(C, C)`` confusion matrix, each named for what it is: ``mIoU`` (plain, no matching,
+    mean over the classes that occur), ``open_hbird_hungarian_mIoU`` (open-hummingbird-eval's Hungarian
+    matching, mean over all classes), per-class IoU of both, accuracies, and the matrix itself.
+    ``headline`` names the one a protocol reports."""
     result = scores(confusion, class_names)
-    result["hungarian"] = {k: v for k, v in hungarian_scores(confusion, class_names).items()
-                           if k in ("mIoU", "pixel_accuracy")}
+    matched = open_hbird_hungarian_scores(confusion, class_names)
+    result["open_hbird_hungarian_mIoU"] = matched.pop("mIoU")
+    result["open_hbird_hungarian"] = matched
+    result["headline"] = headline
     result["confusion_matrix"] = confusion.tolist()
     return result
 
 
 def evaluate(features: TokenFeatures, decoder: HummingbirdDecoder, dataset: SegmentationDataset,
              opts: LoaderOptions | None = None) -> dict:
-    """mIoU (plain and Hungarian-matched), per-class IoU and pixel accuracy of ``decoder`` on
-    ``dataset`` (whose transform resizes to the evaluation size)."""
+    """:func:`summarise` of ``decoder`` on ``dataset`` (whose transform resizes to the evaluation size)."""
     started = time.perf_counter()
     confusion = confusion_of(features, decoder, dataset, opts)
     result = summarise(confusion.matrix, list(dataset.class_names))
