@@ -21,25 +21,28 @@ from torch import nn
 
 from hummingbird.checkpoints import file_sha256, load_into_vit
 from hummingbird.errors import CheckpointError, ConfigError, WeightsUnavailableError
+from hummingbird.pos_embed import use_pos_embed_rule
 
 
 @dataclass(frozen=True)
 class BackbonePreset:
-    """A named backbone: the timm architecture and its pretrained tag."""
+    """A named backbone: the timm architecture and its pretrained tag, and the position-embedding
+    resampling rule of its official code (see :mod:`hummingbird.pos_embed`)."""
 
     timm_name: str
     description: str
+    pos_embed: str = "timm"
 
 
 PRESETS: dict[str, BackbonePreset] = {
-    "dino_vits16": BackbonePreset("vit_small_patch16_224.dino", "DINO ViT-S/16"),
-    "dino_vits8": BackbonePreset("vit_small_patch8_224.dino", "DINO ViT-S/8"),
-    "dino_vitb16": BackbonePreset("vit_base_patch16_224.dino", "DINO ViT-B/16"),
-    "dino_vitb8": BackbonePreset("vit_base_patch8_224.dino", "DINO ViT-B/8"),
-    "dinov2_vits14": BackbonePreset("vit_small_patch14_dinov2.lvd142m", "DINOv2 ViT-S/14"),
-    "dinov2_vitb14": BackbonePreset("vit_base_patch14_dinov2.lvd142m", "DINOv2 ViT-B/14"),
-    "dinov2_vits14_reg": BackbonePreset("vit_small_patch14_reg4_dinov2.lvd142m", "DINOv2 ViT-S/14, 4 registers"),
-    "dinov2_vitb14_reg": BackbonePreset("vit_base_patch14_reg4_dinov2.lvd142m", "DINOv2 ViT-B/14, 4 registers"),
+    "dino_vits16": BackbonePreset("vit_small_patch16_224.dino", "DINO ViT-S/16", "official"),
+    "dino_vits8": BackbonePreset("vit_small_patch8_224.dino", "DINO ViT-S/8", "official"),
+    "dino_vitb16": BackbonePreset("vit_base_patch16_224.dino", "DINO ViT-B/16", "official"),
+    "dino_vitb8": BackbonePreset("vit_base_patch8_224.dino", "DINO ViT-B/8", "official"),
+    "dinov2_vits14": BackbonePreset("vit_small_patch14_dinov2.lvd142m", "DINOv2 ViT-S/14", "official"),
+    "dinov2_vitb14": BackbonePreset("vit_base_patch14_dinov2.lvd142m", "DINOv2 ViT-B/14", "official"),
+    "dinov2_vits14_reg": BackbonePreset("vit_small_patch14_reg4_dinov2.lvd142m", "DINOv2 ViT-S/14, 4 registers", "official"),
+    "dinov2_vitb14_reg": BackbonePreset("vit_base_patch14_reg4_dinov2.lvd142m", "DINOv2 ViT-B/14, 4 registers", "official"),
     "clip_vitb16": BackbonePreset("vit_base_patch16_clip_224.openai", "OpenAI CLIP ViT-B/16 image tower"),
     "mae_vitb16": BackbonePreset("vit_base_patch16_224.mae", "MAE ViT-B/16"),
 }
@@ -77,10 +80,12 @@ class PatchEncoder(nn.Module):
             last block). The final LayerNorm is applied to the chosen block's output.
         name: preset or timm name, recorded in bank metadata.
         weights_id: identifies the weights (file SHA-256, hub tag, or ``random:seed<N>``).
+        normalisation: ``(mean, std)`` of the input normalisation; default: the model's pretrained config
+            (ImageNet statistics for DINO, DINOv2, MAE).
     """
 
     def __init__(self, model: VisionTransformer, layer: int = -1, name: str = "custom",
-                 weights_id: str = "unknown"):
+                 weights_id: str = "unknown", normalisation: tuple[tuple, tuple] | None = None):
         super().__init__()
         if not isinstance(model, VisionTransformer):
             raise ConfigError(f"backbone {name!r} is a {type(model).__name__}, not a timm VisionTransformer")
@@ -94,8 +99,7 @@ class PatchEncoder(nn.Module):
         self.patch_size = int(model.patch_embed.patch_size[0])
         self.embed_dim = int(model.embed_dim)
         self.num_prefix_tokens = int(model.num_prefix_tokens)
-        cfg = model.pretrained_cfg or {}
-        mean, std = cfg.get("mean", (0.485, 0.456, 0.406)), cfg.get("std", (0.229, 0.224, 0.225))
+        mean, std = normalisation or default_normalisation(model)
         self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
 
@@ -129,6 +133,17 @@ class PatchEncoder(nn.Module):
             tokens = self.tokens_from_normalised(self.normalise(images))
         return tokens.float()
 
+    @property
+    def pos_embed(self) -> str:
+        """The position-embedding resampling rule in use (``official`` or ``timm``)."""
+        return getattr(self.model, "pos_embed_rule", "timm")
+
+    @property
+    def normalisation(self) -> dict:
+        """``{"mean": [...], "std": [...]}`` of the input normalisation."""
+        return {"mean": [round(float(v), 6) for v in self.mean.flatten()],
+                "std": [round(float(v), 6) for v in self.std.flatten()]}
+
     def metadata(self) -> dict:
         """What a memory bank must record to be reused with this encoder."""
         return {
@@ -137,7 +152,15 @@ class PatchEncoder(nn.Module):
             "layer": self.layer,
             "patch_size": self.patch_size,
             "embed_dim": self.embed_dim,
+            "pos_embed": self.pos_embed,
+            "normalisation": self.normalisation,
         }
+
+
+def default_normalisation(model: VisionTransformer) -> tuple[tuple, tuple]:
+    """``(mean, std)`` of a timm model's pretrained config (ImageNet statistics when it has none)."""
+    cfg = model.pretrained_cfg or {}
+    return tuple(cfg.get("mean", (0.485, 0.456, 0.406))), tuple(cfg.get("std", (0.229, 0.224, 0.225)))
 
 
 def autocast_for(device: torch.device) -> contextlib.AbstractContextManager:
@@ -159,6 +182,7 @@ def resolve_timm_name(name: str) -> str:
 
 
 def load_backbone(name: str, weights: str | Path | None = None, layer: int = -1, seed: int = 0,
+                  pos_embed: str | None = None, normalisation: tuple[tuple, tuple] | None = None,
                   **model_kwargs) -> PatchEncoder:
     """Build a frozen :class:`PatchEncoder`.
 
@@ -170,6 +194,9 @@ def load_backbone(name: str, weights: str | Path | None = None, layer: int = -1,
             when online, a download.
         layer: block whose output is returned (``-1``: last).
         seed: seed of the random init when ``weights == "random"``.
+        pos_embed: position-embedding resampling rule, ``"official"`` (DINO/DINOv2's) or ``"timm"``;
+            default: the preset's (``official`` for DINO and DINOv2 presets, ``timm`` otherwise).
+        normalisation: ``(mean, std)`` overriding the model's pretrained config.
         model_kwargs: passed to ``timm.create_model`` (e.g. ``depth=2`` for tiny test models).
     """
     timm_name = resolve_timm_name(name)
@@ -186,7 +213,13 @@ def load_backbone(name: str, weights: str | Path | None = None, layer: int = -1,
         model = _create(timm_name, kwargs)
         load_into_vit(model, weights)
         weights_id = f"sha256:{file_sha256(weights)}"
-    return PatchEncoder(model, layer=layer, name=name, weights_id=weights_id)
+    use_pos_embed_rule(model, pos_embed or default_pos_embed(name))
+    return PatchEncoder(model, layer=layer, name=name, weights_id=weights_id, normalisation=normalisation)
+
+
+def default_pos_embed(name: str) -> str:
+    """The position-embedding rule of a preset's official code (``timm`` for ``timm:<name>``)."""
+    return PRESETS[name].pos_embed if name in PRESETS else "timm"
 
 
 def _create(timm_name: str, kwargs: dict) -> VisionTransformer:
@@ -235,7 +268,9 @@ def resolve_backbone(name: str | None, weights: str | Path | None) -> tuple[str,
     return name, weights
 
 
-def encoder_from_weights_file(name: str | None, weights: str | Path | None, layer: int = -1) -> PatchEncoder:
-    """:func:`load_backbone` after :func:`resolve_backbone` (environment variables, file names)."""
+def encoder_from_weights_file(name: str | None, weights: str | Path | None, layer: int = -1,
+                              **options) -> PatchEncoder:
+    """:func:`load_backbone` (with ``options``) after :func:`resolve_backbone` (environment variables,
+    file names)."""
     name, weights = resolve_backbone(name, weights)
-    return load_backbone(name, weights=weights, layer=layer)
+    return load_backbone(name, weights=weights, layer=layer, **options)
