@@ -141,8 +141,7 @@ class PatchEncoder(nn.Module):
     @property
     def normalisation(self) -> dict:
         """``{"mean": [...], "std": [...]}`` of the input normalisation."""
-        return {"mean": [round(float(v), 6) for v in self.mean.flatten()],
-                "std": [round(float(v), 6) for v in self.std.flatten()]}
+        return normalisation_record(self.mean.flatten().tolist(), self.std.flatten().tolist())
 
     def metadata(self) -> dict:
         """What a memory bank must record to be reused with this encoder."""
@@ -155,6 +154,21 @@ class PatchEncoder(nn.Module):
             "pos_embed": self.pos_embed,
             "normalisation": self.normalisation,
         }
+
+
+def normalisation_record(mean, std) -> dict:
+    """``{"mean": [...], "std": [...]}`` rounded to 6 decimals, as bank metadata records it."""
+    return {"mean": [round(float(v), 6) for v in mean], "std": [round(float(v), 6) for v in std]}
+
+
+def legacy_normalisation(name: str | None) -> dict:
+    """The normalisation record of a backbone's pretrained config, without building the model (what
+    banks of format version 1 used, which did not record it)."""
+    cfg = timm.models.get_pretrained_cfg(resolve_timm_name(name)) if name in PRESETS or str(name).startswith(
+        "timm:") else None
+    mean = getattr(cfg, "mean", None) or (0.485, 0.456, 0.406)
+    std = getattr(cfg, "std", None) or (0.229, 0.224, 0.225)
+    return normalisation_record(mean, std)
 
 
 def default_normalisation(model: VisionTransformer) -> tuple[tuple, tuple]:
