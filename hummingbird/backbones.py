@@ -47,7 +47,7 @@ PRESETS: dict[str, BackbonePreset] = {
     "mae_vitb16": BackbonePreset("vit_base_patch16_224.mae", "MAE ViT-B/16"),
 }
 
-RANDOM_WEIGHTS = "random"
+from hummingbird.catalog import RANDOM_WEIGHTS  # noqa: E402,F401 (re-exported)
 
 # File names of the official releases → preset, so a weights file alone can name its backbone.
 OFFICIAL_FILENAMES = {

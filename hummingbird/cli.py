@@ -1,4 +1,8 @@
-"""``hummingbird`` command line: build-memory, evaluate, segment."""
+"""``hummingbird`` command line: build-memory, evaluate, segment, neighbours, viewer, check-dataset.
+
+Only the argument parser lives at import time (``--help`` answers at once); torch, timm, faiss and the
+pipeline are imported inside the commands that need them.
+"""
 
 from __future__ import annotations
 
@@ -10,29 +14,50 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-import torch
-from PIL import Image
-
-from fungi_dense.assemble import fungi_features
-from fungi_dense.features import FungiConfig
-from hummingbird import __version__, render
-from hummingbird.backbones import PRESETS, RANDOM_WEIGHTS, PatchEncoder, encoder_from_weights_file
-from hummingbird.datasets import DATASET_KINDS, DEFAULT_SPLITS, IMAGE_SUFFIXES, load_dataset
+from hummingbird import __version__
+from hummingbird.argtypes import (fraction, int_at_least, non_negative_float, non_negative_int, positive_float,
+                                  positive_int, unit_interval)
+from hummingbird.catalog import (DATASET_KINDS, DEFAULT_INPUT_SIZE, DEFAULT_SPLITS, IMAGE_SUFFIXES,  # noqa: F401
+                                 PRESET_NAMES, RANDOM_WEIGHTS)
 from hummingbird.errors import BankError, ConfigError, HummingbirdError
-from hummingbird.features import TokenFeatures
-from hummingbird.geometry import patch_box_in_source, point_to_patch
-from hummingbird.memory import MemoryBank
-from hummingbird.neighbours import SourceImages, describe_neighbours, query_image
-from hummingbird.palettes import palette_for
-from hummingbird.pipeline import LoaderOptions, build_memory_bank, confusion_of, make_decoder, summarise
-from hummingbird.results import format_scores, write_json
-from hummingbird.shards import ShardedBank, build_sharded_bank, open_bank, write_manifest
-from hummingbird.transforms import EvalResize, MemoryAugment
-from hummingbird.viewer import build_viewer_data, write_viewer
 
-DEFAULT_INPUT_SIZE = {14: 504, 8: 512, 16: 512}
+if TYPE_CHECKING:  # for annotations only; the commands import what they use when they run
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    from fungi_dense.features import FungiConfig
+    from hummingbird.backbones import PatchEncoder
+    from hummingbird.memory import MemoryBank
+    from hummingbird.pipeline import LoaderOptions
+
+MAX_CLASSES = 255  # class indices are stored in 8-bit masks whose value 255 means "ignored"
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """Shows every option's default after its help (unless the help already says it)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if not action.option_strings or default is None or default is False or default is argparse.SUPPRESS \
+                or "default" in text:
+            return text
+        shown = " ".join(map(str, default)) if isinstance(default, (list, tuple)) else str(default)
+        return f"{text} (default: {shown.replace('%', '%%')})".strip()
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with a one-line error (``hummingbird evaluate: error: argument --k: ...``), exit 2."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 # ----------------------------------------------------------------------------- argument groups
@@ -40,14 +65,16 @@ DEFAULT_INPUT_SIZE = {14: 504, 8: 512, 16: 512}
 def _add_backbone_args(p: argparse.ArgumentParser, from_bank: bool) -> None:
     g = p.add_argument_group("backbone")
     g.add_argument("--backbone", default=None,
-                   help=f"preset ({', '.join(PRESETS)}) or timm:<model name>; default: "
+                   help=f"preset ({', '.join(PRESET_NAMES)}) or timm:<model name>; default: "
                         + ("the bank's, else " if from_bank else "") + "$HUMMINGBIRD_BACKBONE, else told from an "
                         "official weights file name")
     g.add_argument("--weights", default=None,
                    help="local checkpoint (official DINO/DINOv2/MAE/CLIP .pth, timm .safetensors); "
                         f"'{RANDOM_WEIGHTS}' for a seeded random init; default: $HUMMINGBIRD_WEIGHTS, "
-                        "else timm's pretrained weights (cache or download)")
-    g.add_argument("--layer", type=int, default=None, help="block whose tokens are used (default: last)")
+                        "else timm's pretrained weights (local cache, else download when online)")
+    g.add_argument("--layer", type=int, default=None,
+                   help="block whose tokens are used, negative counts from the end (default: the last"
+                        + (", or the bank's)" if from_bank else ")"))
 
 
 def _add_feature_args(p: argparse.ArgumentParser) -> None:
@@ -56,20 +83,25 @@ def _add_feature_args(p: argparse.ArgumentParser) -> None:
                    help="plain patch tokens, or dense FUNGI (tokens + projected self-supervised gradients)")
     g.add_argument("--fungi-support", default=None,
                    help="FUNGI support memory file: read if it exists, else built from the training split")
-    g.add_argument("--fungi-objectives", nargs="+", default=["infonce"], choices=("infonce", "kl"))
+    g.add_argument("--fungi-objectives", nargs="+", default=["infonce"], choices=("infonce", "kl"),
+                   help="self-supervised losses whose gradients are used")
     g.add_argument("--fungi-projection", choices=("fast", "dense"), default="fast",
                    help="fast: Khatri-Rao sketch, O(D k) per patch; dense: the paper's ±1 matrix, O(D² k)")
-    g.add_argument("--fungi-dim", type=int, default=None, help="projected gradient size (default: embedding size)")
-    g.add_argument("--fungi-latent-dim", type=int, default=96, help="random head output size")
-    g.add_argument("--fungi-negatives", type=int, default=2, help="InfoNCE negatives per patch")
-    g.add_argument("--fungi-temperature", type=float, default=0.07)
-    g.add_argument("--fungi-support-fraction", type=float, default=0.5, help="share of support patches kept")
+    g.add_argument("--fungi-dim", type=positive_int, default=None,
+                   help="projected gradient size (default: embedding size)")
+    g.add_argument("--fungi-latent-dim", type=positive_int, default=96, help="random head output size")
+    g.add_argument("--fungi-negatives", type=positive_int, default=2, help="InfoNCE negatives per patch")
+    g.add_argument("--fungi-temperature", type=positive_float, default=0.07, help="InfoNCE temperature")
+    g.add_argument("--fungi-support-fraction", type=fraction, default=0.5,
+                   help="share of support patches kept, in (0, 1]")
     g.add_argument("--fungi-support-index", default="Flat", help="faiss factory string for the support search")
     g.add_argument("--fungi-layer", default="blocks.-1.attn.proj", help="differentiated linear layer")
-    g.add_argument("--fungi-seed", type=int, default=0, help="seed of the head and the projection")
-    g.add_argument("--fungi-weights", type=float, nargs=2, default=(1.0, 1.0), metavar=("TOKENS", "GRADIENTS"),
-                   help="weights of the normalised parts before the final normalisation")
-    g.add_argument("--fungi-pca-dim", type=int, default=None, help="PCA of the FUNGI feature to this size")
+    g.add_argument("--fungi-seed", type=non_negative_int, default=0, help="seed of the head and the projection")
+    g.add_argument("--fungi-weights", type=non_negative_float, nargs=2, default=(1.0, 1.0),
+                   metavar=("TOKENS", "GRADIENTS"), help="weights of the normalised parts before the final "
+                                                         "normalisation")
+    g.add_argument("--fungi-pca-dim", type=positive_int, default=None,
+                   help="PCA of the FUNGI feature to this size (default: no PCA)")
 
 
 def _add_bank_query_args(p: argparse.ArgumentParser, k: int | None = None) -> None:
@@ -83,48 +115,49 @@ def _add_bank_query_args(p: argparse.ArgumentParser, k: int | None = None) -> No
 
 def _add_runtime_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("runtime")
-    g.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ... (default: cuda if available)")
-    g.add_argument("--batch-size", type=int, default=8)
-    g.add_argument("--num-workers", type=int, default=2, help="data-loading processes")
-    g.add_argument("--input-size", type=int, default=None,
+    g.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ... (auto: cuda if available)")
+    g.add_argument("--batch-size", type=positive_int, default=8, help="images per forward pass")
+    g.add_argument("--num-workers", type=non_negative_int, default=2, help="data-loading processes (0: in process)")
+    g.add_argument("--input-size", type=positive_int, default=None,
                    help="square input side in pixels (default: 512, or 504 for /14 backbones; a bank's own)")
-    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--seed", type=non_negative_int, default=0, help="seed of sampling and augmentation")
     g.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
 
 def _add_dataset_args(p: argparse.ArgumentParser, split_help: str) -> None:
     g = p.add_argument_group("dataset")
-    g.add_argument("--dataset", choices=DATASET_KINDS, required=True)
+    g.add_argument("--dataset", choices=DATASET_KINDS, required=True, help="dataset layout (see data/README.md)")
     g.add_argument("--data-root", required=True, help="dataset folder (see data/README.md for layouts)")
     g.add_argument("--split", default=None, help=split_help)
-    g.add_argument("--num-classes", type=int, default=None, help="folder datasets without classes.txt")
+    g.add_argument("--num-classes", type=int_at_least(1, MAX_CLASSES), default=None,
+                   help="folder datasets without classes.txt (default: largest mask value + 1)")
 
 
 def _add_memory_args(p: argparse.ArgumentParser, prefix: str = "") -> None:
     g = p.add_argument_group("memory bank")
     g.add_argument(f"--{prefix}fileset", default=None, help="text file of training ids to use (data-efficient runs)")
-    g.add_argument("--memory-size", type=int, default=None,
+    g.add_argument("--memory-size", type=positive_int, default=None,
                    help="patches kept, class-balanced per image (default: every labelled patch)")
-    g.add_argument("--augmentation-epochs", type=int, default=1, help="augmented passes over the images")
+    g.add_argument("--augmentation-epochs", type=positive_int, default=1, help="augmented passes over the images")
     g.add_argument("--no-augment", action="store_true", help="plain resize instead of crop/flip/jitter")
     g.add_argument("--fp16", action="store_true", help="store features as float16")
-    g.add_argument("--shard-images", type=int, default=None,
+    g.add_argument("--shard-images", type=positive_int, default=None,
                    help="write a sharded bank folder (--out DIR), one shard per this many images (default "
                         "256); resumable; implied by an --out without .safetensors and by torchrun")
 
 
 def _add_decoder_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("decoder")
-    g.add_argument("--k", type=int, default=30, help="neighbours per patch")
-    g.add_argument("--temperature", type=float, default=0.02, help="softmax temperature")
+    g.add_argument("--k", type=positive_int, default=30, help="neighbours per patch")
+    g.add_argument("--temperature", type=positive_float, default=0.02, help="softmax temperature τ > 0")
     g.add_argument("--index", default="Flat", help="faiss factory string: Flat (exact), IVF4096,PQ64, HNSW32, ...")
-    g.add_argument("--nprobe", type=int, default=64, help="IVF lists searched per query")
-    g.add_argument("--refine", type=int, default=1,
+    g.add_argument("--nprobe", type=positive_int, default=64, help="IVF lists searched per query")
+    g.add_argument("--refine", type=positive_int, default=1,
                    help="approximate indexes: re-rank refine×k candidates exactly (e.g. 10 with IVF-PQ)")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="hummingbird", description=(
+    parser = Parser(prog="hummingbird", description=(
         "In-context dense scene understanding with a frozen ViT: build a memory bank of patch features "
         "from annotated images, label new images by attention over nearest memory patches."))
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -152,15 +185,15 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--protocol", choices=("hummingbird", "linear", "overcluster"), default="hummingbird",
                    help="hummingbird: kNN decoder over a memory; linear: linear probe trained on --train-split; "
                         "overcluster: k-means on the evaluation split's patches, clusters matched to classes")
-    g.add_argument("--clusters", type=int, nargs="+", default=None,
+    g.add_argument("--clusters", type=positive_int, nargs="+", default=None,
                    help="overcluster: K values (default: the class count); K > classes uses majority matching")
-    g.add_argument("--probe-epochs", type=int, default=20)
-    g.add_argument("--probe-lr", type=float, default=1e-3)
+    g.add_argument("--probe-epochs", type=positive_int, default=20, help="linear: training epochs")
+    g.add_argument("--probe-lr", type=positive_float, default=1e-3, help="linear: learning rate")
     _add_backbone_args(p, from_bank=True)
     _add_feature_args(p)
     _add_decoder_args(p)
     _add_runtime_args(p)
-    p.add_argument("--out", default="results.json", help="JSON results file (default: results.json)")
+    p.add_argument("--out", default="results.json", help="JSON results file")
 
     p = sub.add_parser("segment", help="memory bank + images → label PNGs (and colour overlays with legends)",
                        description="Segment images (files or folders) with a memory bank.")
@@ -168,14 +201,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--images", nargs="+", required=True, help="image files or folders")
     p.add_argument("--out-dir", required=True, help="folder for <name>.png labels, summary.json (and overlays)")
     p.add_argument("--overlay", action="store_true", help="also write <name>_overlay.png: colours + legend")
-    p.add_argument("--alpha", type=float, default=0.5, help="overlay opacity of the label colours")
+    p.add_argument("--alpha", type=unit_interval, default=0.5, help="overlay opacity of the label colours, in [0, 1]")
     _add_bank_query_args(p)
 
     p = sub.add_parser("neighbours", help="a query patch's nearest memory patches as one PNG",
-                       description="Show why a patch got its label: the query image (predicted labels at 50 %, "
+                       description="Show why a patch got its label: the query image (predicted labels at 50 %%, "
                                    "query patch outlined) and its k nearest memory patches as crops of their source "
                                    "images, with labels and similarities. Also writes the same as JSON.")
-    p.add_argument("--bank", required=True)
+    p.add_argument("--bank", required=True, help="memory bank file from build-memory")
     p.add_argument("--image", required=True, help="query image")
     where = p.add_mutually_exclusive_group(required=True)
     where.add_argument("--patch", help="ROW,COL on the patch grid of the resized input")
@@ -188,10 +221,10 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Precompute every patch's neighbours for a few images and write a "
                                    "self-contained page (index.html + data.js + images/): hover or click a "
                                    "patch to see its neighbours; toggle the label map. Works from file://.")
-    p.add_argument("--bank", required=True)
+    p.add_argument("--bank", required=True, help="memory bank file from build-memory")
     p.add_argument("--images", nargs="+", required=True, help="query image files or folders")
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--max-images", type=int, default=20)
+    p.add_argument("--max-images", type=positive_int, default=20, help="query images shown at most")
     p.add_argument("--data-root", default=None, help="where the bank's source images are now (default: as built)")
     _add_bank_query_args(p, k=8)
 
@@ -200,18 +233,21 @@ def build_parser() -> argparse.ArgumentParser:
                                    "mismatches, colour masks, out-of-range values, tiny images) in one pass, "
                                    "and count class pixels; builds nothing. Exit status 1 if problems were found.")
     p.add_argument("path", help="dataset folder")
-    p.add_argument("--dataset", choices=DATASET_KINDS, default="folder")
-    p.add_argument("--split", default="all", help="split to check (default: all; voc: train/val/trainaug)")
-    p.add_argument("--num-classes", type=int, default=None)
-    p.add_argument("--patch-size", type=int, default=16, help="smallest acceptable image side")
+    p.add_argument("--dataset", choices=DATASET_KINDS, default="folder", help="dataset layout")
+    p.add_argument("--split", default="all", help="split to check (voc: train/val/trainaug)")
+    p.add_argument("--num-classes", type=int_at_least(1, MAX_CLASSES), default=None,
+                   help="class count of a folder without classes.txt (default: largest mask value + 1)")
+    p.add_argument("--patch-size", type=positive_int, default=16, help="smallest acceptable image side")
     p.add_argument("--out", default=None, help="also write the report as JSON here")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     return parser
 
 
 # ----------------------------------------------------------------------------- shared steps
 
 def _device(name: str) -> torch.device:
+    import torch
+
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
@@ -221,6 +257,8 @@ def _device(name: str) -> torch.device:
 
 def _encoder(args, bank_meta: dict | None = None) -> PatchEncoder:
     """Backbone from --backbone/--weights/--layer, defaulting to what a bank was built with."""
+    from hummingbird.backbones import encoder_from_weights_file
+
     meta = bank_meta or {}
     weights = args.weights
     if weights is None and str(meta.get("weights", "")).startswith("random:"):
@@ -236,6 +274,8 @@ def _input_size(args, encoder: PatchEncoder, bank_meta: dict | None = None) -> i
 
 
 def _fungi_config(args) -> FungiConfig:
+    from fungi_dense.features import FungiConfig
+
     return FungiConfig(objectives=tuple(args.fungi_objectives), layer=args.fungi_layer,
                        latent_dim=args.fungi_latent_dim, head_seed=args.fungi_seed, negatives=args.fungi_negatives,
                        temperature=args.fungi_temperature, projection=args.fungi_projection,
@@ -248,6 +288,11 @@ def _features(args, encoder: PatchEncoder, size: int, bank_meta: dict | None = N
               train_split: str | None = None, train_fileset: str | None = None):
     """The feature source: a bank's own kind and settings, else --features and its options. FUNGI
     support memories are built from the training split when their file does not exist yet."""
+    from fungi_dense.assemble import fungi_features
+    from fungi_dense.features import FungiConfig
+    from hummingbird.features import TokenFeatures
+    from hummingbird.transforms import EvalResize
+
     meta = bank_meta or {}
     kind = meta.get("feature_kind") or getattr(args, "features", "tokens")
     if kind == "tokens":
@@ -265,6 +310,8 @@ def _features(args, encoder: PatchEncoder, size: int, bank_meta: dict | None = N
 
 def _dataset(args, split: str, transform, fileset: str | None = None, num_classes: int | None = None,
              min_side: int = 1):
+    from hummingbird.datasets import load_dataset
+
     extra = {"num_classes": num_classes or args.num_classes} if args.dataset == "folder" else {}
     dataset = load_dataset(args.dataset, args.data_root, split, transform, seed=args.seed, fileset=fileset, **extra)
     dataset.min_side = min_side
@@ -272,11 +319,16 @@ def _dataset(args, split: str, transform, fileset: str | None = None, num_classe
 
 
 def _opts(args) -> LoaderOptions:
+    from hummingbird.pipeline import LoaderOptions
+
     return LoaderOptions(batch_size=args.batch_size, num_workers=args.num_workers,
                          device=str(_device(args.device)), progress=not args.no_progress)
 
 
 def _build(args, features, size: int, split: str, fileset: str | None) -> MemoryBank:
+    from hummingbird.pipeline import build_memory_bank
+    from hummingbird.transforms import EvalResize, MemoryAugment
+
     dataset = _dataset(args, split, EvalResize(size) if args.no_augment else MemoryAugment(size), fileset,
                        min_side=features.patch_size)
     print(f"memory: {len(dataset)} images of {dataset.root} [{split}], {dataset.num_classes} classes, "
@@ -293,6 +345,7 @@ def _distributed() -> tuple[int, int]:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world == 1:
         return 0, 1
+    import torch
     import torch.distributed as dist
 
     if not dist.is_initialized():
@@ -310,6 +363,11 @@ def _barrier(world: int) -> None:
 
 
 def cmd_build_memory(args) -> int:
+    import torch
+
+    from hummingbird.shards import ShardedBank, build_sharded_bank, write_manifest
+    from hummingbird.transforms import EvalResize, MemoryAugment
+
     torch.manual_seed(args.seed)
     rank, world = _distributed()
     encoder = _encoder(args)
@@ -343,6 +401,13 @@ def cmd_build_memory(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
+    import torch
+
+    from hummingbird.pipeline import confusion_of, make_decoder, summarise
+    from hummingbird.results import format_scores, write_json
+    from hummingbird.shards import open_bank
+    from hummingbird.transforms import EvalResize
+
     torch.manual_seed(args.seed)
     if args.protocol != "hummingbird":
         return _evaluate_probe(args)
@@ -397,6 +462,8 @@ def cmd_evaluate(args) -> int:
 def _evaluate_probe(args) -> int:
     """``--protocol linear`` (probe trained on --train-split) or ``overcluster`` (k-means on the split)."""
     from hummingbird import probes
+    from hummingbird.results import format_scores, write_json
+    from hummingbird.transforms import EvalResize
 
     if args.bank:
         raise ConfigError(f"--protocol {args.protocol} works on features, not on a memory bank; drop --bank")
@@ -459,6 +526,10 @@ class BankPipeline:
 
 
 def _bank_pipeline(args) -> BankPipeline:
+    from hummingbird.palettes import palette_for
+    from hummingbird.pipeline import make_decoder
+    from hummingbird.shards import ShardedBank, open_bank
+
     bank = open_bank(args.bank)
     if isinstance(bank, ShardedBank):
         bank = bank.to_memory()
@@ -472,6 +543,8 @@ def _bank_pipeline(args) -> BankPipeline:
 
 
 def _read_image(path: Path, patch_size: int) -> Image.Image:
+    from PIL import Image
+
     try:
         with Image.open(path) as img:
             image = img.convert("RGB")
@@ -483,7 +556,13 @@ def _read_image(path: Path, patch_size: int) -> Image.Image:
 
 
 def cmd_segment(args) -> int:
+    import numpy as np
+    from PIL import Image
     from tqdm.auto import tqdm
+
+    from hummingbird import render
+    from hummingbird.results import write_json
+    from hummingbird.transforms import EvalResize
 
     pipe = _bank_pipeline(args)
     names = pipe.bank.class_names
@@ -519,6 +598,11 @@ def _parse_pair(text: str, option: str) -> tuple[int, int]:
 
 
 def cmd_neighbours(args) -> int:
+    from hummingbird import render
+    from hummingbird.geometry import patch_box_in_source, point_to_patch
+    from hummingbird.neighbours import SourceImages, describe_neighbours, query_image
+    from hummingbird.results import write_json
+
     pipe = _bank_pipeline(args)
     image = _read_image(Path(args.image), pipe.encoder.patch_size)
     result = query_image(pipe.features, pipe.decoder, image, pipe.size)
@@ -553,6 +637,9 @@ def cmd_neighbours(args) -> int:
 def cmd_viewer(args) -> int:
     from tqdm.auto import tqdm
 
+    from hummingbird.neighbours import SourceImages, query_image
+    from hummingbird.viewer import build_viewer_data, write_viewer
+
     pipe = _bank_pipeline(args)
     sources = SourceImages(pipe.bank, args.data_root)
     files = _image_files(args.images)[: args.max_images]
@@ -566,6 +653,7 @@ def cmd_viewer(args) -> int:
 
 
 def cmd_check_dataset(args) -> int:
+    from hummingbird.results import write_json
     from hummingbird.validation import scan_dataset
 
     report = scan_dataset(args.dataset, args.path, args.split, num_classes=args.num_classes,

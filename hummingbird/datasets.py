@@ -17,11 +17,11 @@ import numpy as np
 import torch
 from PIL import Image
 
+from hummingbird.catalog import DEFAULT_SPLITS, IMAGE_SUFFIXES  # noqa: F401 (re-exported)
 from hummingbird.classes import ADE20K_CLASSES, VOC_CLASSES
 from hummingbird.errors import DatasetError
 
 IGNORE_INDEX = 255
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
 PairedTransform = Callable[[Image.Image, np.ndarray, int], tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
 
@@ -476,6 +476,4 @@ class CityscapesSegmentation(SegmentationDataset):
 
 DATASETS = {"voc": VOCSegmentation, "ade20k": ADE20KSegmentation, "folder": FolderSegmentation,
             "coco_things": _coco("things"), "coco_stuff": _coco("stuff"), "cityscapes": CityscapesSegmentation}
-DEFAULT_SPLITS = {"voc": ("trainaug", "val"), "ade20k": ("training", "validation"), "folder": ("train", "val"),
-                  "coco_things": ("train", "val"), "coco_stuff": ("train", "val"), "cityscapes": ("train", "val")}
 DATASET_KINDS = tuple(DATASETS)

@@ -1,0 +1,66 @@
+#!/usr/bin/env python
+"""How fast does the command line answer ``--help``? Each command's help is timed in fresh processes
+(``python -m hummingbird [COMMAND] --help``, the whole start-up included: interpreter, package import,
+parser) and the median of --repeats runs is printed and written as JSON.
+
+    python eval/bench_cli.py --out runs/bench_cli.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from hummingbird.cli import build_parser  # noqa: E402  (light: the parser imports no torch)
+from hummingbird.results import write_json  # noqa: E402
+
+
+def commands() -> list[str]:
+    """The sub-commands of ``hummingbird``, read from its parser."""
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    return list(sub.choices)
+
+
+def time_help(args: list[str], repeats: int) -> list[float]:
+    """Seconds of each of ``repeats`` fresh ``python -m hummingbird <args>`` runs (must exit 0)."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
+    seconds = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        done = subprocess.run([sys.executable, "-m", "hummingbird", *args], capture_output=True, env=env)
+        seconds.append(time.perf_counter() - started)
+        if done.returncode != 0 or b"usage:" not in done.stdout:
+            raise SystemExit(f"hummingbird {' '.join(args)} failed: {done.stderr.decode()[-500:]}")
+    return seconds
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--repeats", type=int, default=5, help="runs per command; the median is reported")
+    p.add_argument("--out", default=None, help="JSON file to write")
+    args = p.parse_args()
+    rows = {}
+    for name in [None, *commands()]:
+        argv = [name, "--help"] if name else ["--help"]
+        seconds = time_help(argv, args.repeats)
+        rows[" ".join(argv)] = {"median_s": round(statistics.median(seconds), 3), "max_s": round(max(seconds), 3)}
+        print(f"hummingbird {' '.join(argv):<28} median {statistics.median(seconds):.3f} s   max {max(seconds):.3f} s")
+    slowest = max(r["max_s"] for r in rows.values())
+    print(f"slowest: {slowest:.3f} s ({'under' if slowest < 1 else 'NOT under'} 1 s)")
+    if args.out:
+        write_json(args.out, {"python": sys.version.split()[0], "cpus": os.cpu_count(), "repeats": args.repeats,
+                              "commands": rows, "slowest_s": slowest})
+        print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

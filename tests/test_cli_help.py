@@ -1,0 +1,48 @@
+"""The command line answers ``--help`` without importing torch, and every option shows its default."""
+
+import argparse
+import subprocess
+import sys
+
+import pytest
+
+from hummingbird.cli import build_parser
+
+
+def _subcommands() -> dict[str, argparse.ArgumentParser]:
+    parser = build_parser()
+    return next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+
+
+def test_importing_the_cli_imports_no_heavy_library():
+    code = ("import sys; import hummingbird.cli as c; c.build_parser().format_help(); "
+            "print(sorted(m for m in ('torch', 'timm', 'faiss', 'torchvision', 'numpy') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("command", sorted(_subcommands()))
+def test_help_runs_and_shows_every_default(command):
+    done = subprocess.run([sys.executable, "-m", "hummingbird", command, "--help"], capture_output=True, text=True)
+    assert done.returncode == 0 and done.stdout.startswith(f"usage: hummingbird {command}")
+    assert "torch" not in done.stderr
+    parser = _subcommands()[command]
+    text = " ".join(parser.format_help().split("\noptions:", 1)[1].split())  # the option list, not the usage
+    for action in parser._actions:
+        if not action.option_strings or action.default in (None, argparse.SUPPRESS) or action.default is False:
+            continue
+        assert action.help, f"{command} {action.option_strings[0]} has no help"
+        default = action.default
+        shown = " ".join(map(str, default)) if isinstance(default, (list, tuple)) else str(default)
+        entry = text[text.index(action.option_strings[-1] + " "):][:400]
+        entry = entry[:entry.index(")", entry.index("default")) + 1]
+        assert shown in entry, (action.option_strings, entry)
+
+
+def test_catalog_names_match_the_implementations():
+    from hummingbird.backbones import PRESETS
+    from hummingbird.catalog import DATASET_KINDS, PRESET_NAMES
+    from hummingbird.datasets import DATASETS
+
+    assert PRESET_NAMES == tuple(PRESETS)
+    assert DATASET_KINDS == tuple(DATASETS)
