@@ -340,13 +340,16 @@ def _coco(variant: str):
 
 def load_dataset(kind: str, root: str | Path, split: str, transform: PairedTransform | None = None,
                  seed: int = 0, fileset: str | Path | None = None, **kwargs) -> SegmentationDataset:
-    """Open a dataset by kind (``voc``, ``ade20k``, ``folder``), optionally restricted to the ids of a
-    file-set list (one id per line)."""
+    """Open a dataset by kind (``voc``, ``ade20k``, ``folder``, ...), optionally restricted to the ids of a
+    file set: a text file of ids (one per line) or a shipped name such as ``voc:1/128:42``
+    (:mod:`hummingbird.filesets`)."""
     if kind not in DATASETS:
         raise DatasetError(f"unknown dataset kind {kind!r}; use one of {', '.join(DATASETS)}")
     dataset = DATASETS[kind](root, split, transform=transform, seed=seed, **kwargs)
     if fileset is not None:
-        dataset = dataset.subset(read_id_list(fileset), source=str(fileset))
+        from hummingbird.filesets import resolve_fileset
+
+        dataset = dataset.subset(read_id_list(resolve_fileset(fileset)), source=str(fileset))
     return dataset
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -141,6 +141,17 @@ def confusion_of(features: TokenFeatures, decoder: HummingbirdDecoder, dataset: 
         query = features(batch["image"].to(opts.device), image_ids=list(batch["id"])).cpu()
         confusion.update(decoder.predict(query, tuple(masks.shape[-2:])), masks)
     return confusion
+
+
+def predictions(features: TokenFeatures, decoder: HummingbirdDecoder, dataset: SegmentationDataset,
+                opts: LoaderOptions | None = None) -> Iterator[tuple[list[str], torch.Tensor, torch.Tensor]]:
+    """Per batch of ``dataset``: image ids, predicted label maps ``(B, S, S)`` int64 and ground truth
+    ``(B, S, S)`` at the evaluation size."""
+    opts = opts or LoaderOptions()
+    for batch in tqdm(_loader(dataset, opts), desc="predict", disable=not opts.progress, unit="batch"):
+        masks = batch["mask"]
+        query = features(batch["image"].to(opts.device), image_ids=list(batch["id"])).cpu()
+        yield list(batch["id"]), decoder.predict(query, tuple(masks.shape[-2:])), masks
 
 
 def summarise(confusion: torch.Tensor, class_names: list[str], headline: str = "mIoU") -> dict:

@@ -20,9 +20,8 @@ import torch
 import torch.nn.functional as F
 from timm.models.vision_transformer import VisionTransformer
 
+from hummingbird.catalog import POS_EMBED_RULES as RULES
 from hummingbird.errors import ConfigError
-
-RULES = ("official", "timm")
 
 
 def official_resample(grid: torch.Tensor, height: int, width: int) -> torch.Tensor:
