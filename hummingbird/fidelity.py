@@ -20,7 +20,7 @@ from hummingbird.datasets import IGNORE_INDEX, load_dataset, read_id_list
 from hummingbird.errors import DatasetError
 from hummingbird.metrics import ConfusionMatrix
 from hummingbird.pipeline import LoaderOptions, build_memory_bank, make_decoder, predictions, summarise
-from hummingbird.protocols import PROTOCOLS
+from hummingbird.protocols import PROTOCOLS, Protocol
 from hummingbird.transforms import EvalResize
 
 SETTINGS_FILE, PREDICTIONS_FILE = "noaug_224_settings.json", "noaug_224_predictions.npz"
@@ -53,25 +53,27 @@ class PeerAnswers:
         return cls(folder, settings, read_id_list(folder / "train200.txt"), [str(i) for i in ids], pred, gt, confusion)
 
 
-def reproduce_peer(peer: PeerAnswers, voc_root: str | Path, features, opts: LoaderOptions | None = None
-                   ) -> tuple[np.ndarray, np.ndarray]:
-    """The ``open-hbird`` preset on the peer's VOC images with its settings (input size, k, τ, unbounded
-    memory without augmentation, exact search).
+def reproduce_peer(peer: PeerAnswers, voc_root: str | Path, features, opts: LoaderOptions | None = None,
+                   protocol: Protocol = PROTOCOLS["open-hbird"], resize=EvalResize) -> tuple[np.ndarray, np.ndarray]:
+    """A protocol (the ``open-hbird`` preset) on the peer's VOC images with its settings (input size, k, τ,
+    unbounded memory without augmentation, exact search).
 
     Args:
-        features: a feature source whose encoder uses the preset's normalisation (and DINOv2's official
+        features: a feature source whose encoder uses the protocol's normalisation (and DINOv2's official
             position-embedding resampling, the default).
+        resize: the evaluation transform class (given the input size); other values measure what a change
+            of resampling does.
 
     Returns:
         Our predictions and ground truth, ``(N, S, S)`` uint8 each, in the peer's order.
     """
-    protocol, settings = PROTOCOLS["open-hbird"], peer.settings
+    settings = peer.settings
     if settings.get("memory_size") is not None or not str(settings.get("augmentation", "none")).startswith("none"):
         raise DatasetError(f"{peer.folder / SETTINGS_FILE}: only unbounded memories without augmentation can be "
                            f"reproduced pixel for pixel (got memory_size={settings.get('memory_size')})")
     size = int(settings["input_size"])
-    train = load_dataset("voc", voc_root, "trainaug", EvalResize(size)).subset(peer.train_ids, "peer training ids")
-    val = load_dataset("voc", voc_root, "val", EvalResize(size)).subset(peer.ids, "peer evaluation ids")
+    train = load_dataset("voc", voc_root, "trainaug", resize(size)).subset(peer.train_ids, "peer training ids")
+    val = load_dataset("voc", voc_root, "val", resize(size)).subset(peer.ids, "peer evaluation ids")
     bank = build_memory_bank(features, train, size, protocol=protocol, opts=opts)
     decoder = make_decoder(bank, k=int(settings["k"]), temperature=float(settings["temperature"]))
     preds, gts = [], []

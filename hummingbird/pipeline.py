@@ -169,11 +169,11 @@ def summarise(confusion: torch.Tensor, class_names: list[str], headline: str = "
 
 
 def evaluate(features: TokenFeatures, decoder: HummingbirdDecoder, dataset: SegmentationDataset,
-             opts: LoaderOptions | None = None) -> dict:
+             opts: LoaderOptions | None = None, headline: str = "mIoU") -> dict:
     """:func:`summarise` of ``decoder`` on ``dataset`` (whose transform resizes to the evaluation size)."""
     started = time.perf_counter()
     confusion = confusion_of(features, decoder, dataset, opts)
-    result = summarise(confusion.matrix, list(dataset.class_names))
+    result = summarise(confusion.matrix, list(dataset.class_names), headline)
     result.update(num_images=len(dataset), seconds=round(time.perf_counter() - started, 3))
     return result
 
