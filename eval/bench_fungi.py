@@ -26,7 +26,6 @@ import torch.nn.functional as F
 from einops import rearrange
 
 from fungi_dense.features import FungiConfig, FungiFeatures
-from fungi_dense.gradients import tokens_and_layer_grads
 from fungi_dense.projection import DenseProjection, KhatriRaoProjection
 from fungi_dense.support import SupportMemory
 from hummingbird.backbones import encoder_from_weights_file
@@ -81,8 +80,7 @@ def projection_errors(args) -> dict:
     """Mean |cos_exact − cos_projected| over all patch pairs of --error-images images."""
     features = _features("fungi-fast", args)
     images = _images(args.error_images, args.input_size, args.seed + 2).to(args.device)
-    _, inputs, (g,) = tokens_and_layer_grads(features.encoder, features.layer, images,
-                                             lambda t: features._losses(t, None))
+    _, inputs, (g,) = features.gradients(images)
     g, a = g.reshape(-1, g.shape[-1]).cpu(), inputs.reshape(-1, inputs.shape[-1]).cpu()
     a_tilde = torch.cat([a, torch.ones(len(a), 1)], 1)
     gram = (g @ g.T) * (a_tilde @ a_tilde.T)  # <g_t ⊗ ã_t, g_u ⊗ ã_u>_F without forming the outer products

@@ -16,7 +16,8 @@ import torch
 from PIL import Image
 
 from fungi_dense.assemble import fungi_features
-from fungi_dense.features import FungiConfig
+from fungi_dense.features import FungiConfig, config_from_metadata
+from fungi_dense.variants import DEFAULT_VARIANT, VARIANTS
 from hummingbird import __version__, render
 from hummingbird.backbones import PRESETS, RANDOM_WEIGHTS, PatchEncoder, encoder_from_weights_file
 from hummingbird.datasets import DATASET_KINDS, DEFAULT_SPLITS, IMAGE_SUFFIXES, load_dataset
@@ -66,7 +67,11 @@ def _add_feature_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--fungi-support-fraction", type=float, default=0.5, help="share of support patches kept")
     g.add_argument("--fungi-support-index", default="Flat", help="faiss factory string for the support search")
     g.add_argument("--fungi-layer", default="blocks.-1.attn.proj", help="differentiated linear layer")
-    g.add_argument("--fungi-seed", type=int, default=0, help="seed of the head and the projection")
+    g.add_argument("--fungi-objective-variant", choices=list(VARIANTS), default=DEFAULT_VARIANT,
+                   help="form of the InfoNCE objective (default %(default)s): "
+                        + "; ".join(f"{v.name}: {v.summary}" for v in VARIANTS.values()))
+    g.add_argument("--fungi-seed", type=int, default=0,
+                   help="seed of the head, the projection and the per-image negative subsampling")
     g.add_argument("--fungi-weights", type=float, nargs=2, default=(1.0, 1.0), metavar=("TOKENS", "GRADIENTS"),
                    help="weights of the normalised parts before the final normalisation")
     g.add_argument("--fungi-pca-dim", type=int, default=None, help="PCA of the FUNGI feature to this size")
@@ -241,7 +246,8 @@ def _fungi_config(args) -> FungiConfig:
                        temperature=args.fungi_temperature, projection=args.fungi_projection,
                        projection_dim=args.fungi_dim, projection_seed=args.fungi_seed,
                        token_weight=args.fungi_weights[0], gradient_weight=args.fungi_weights[1],
-                       pca_dim=args.fungi_pca_dim)
+                       pca_dim=args.fungi_pca_dim, objective_variant=args.fungi_objective_variant,
+                       negatives_seed=args.fungi_seed)
 
 
 def _features(args, encoder: PatchEncoder, size: int, bank_meta: dict | None = None,
@@ -252,7 +258,7 @@ def _features(args, encoder: PatchEncoder, size: int, bank_meta: dict | None = N
     kind = meta.get("feature_kind") or getattr(args, "features", "tokens")
     if kind == "tokens":
         return TokenFeatures(encoder)
-    config = FungiConfig.from_dict(meta["fungi"]) if meta else _fungi_config(args)
+    config = config_from_metadata(meta) if meta else _fungi_config(args)
     recorded = meta.get("fungi_support") or {}
     training = None
     if train_split is not None:
