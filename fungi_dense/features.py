@@ -139,7 +139,8 @@ class FungiFeatures:
         self.encoder, self.support, self.config = encoder, support, config
         self.variant = get_variant(config.objective_variant)
         if self.uses_class_token and encoder.num_prefix_tokens == 0:
-            raise ConfigError(f"the {self.variant.name} objective uses the class token; {encoder.name} has none")
+            raise ConfigError(f"the {self.variant.name} objective uses the class token, which {encoder.name} does not "
+                              f"have; use --fungi-objective-variant patchwise")
         self.layer = resolve_layer(encoder, config.layer)
         d = encoder.embed_dim
         self.head_weight, self.head_bias = random_head(self.variant.head, config.latent_dim, d, config.head_seed)
