@@ -27,6 +27,7 @@ import torch
 
 from fungi_dense.assemble import fungi_features
 from fungi_dense.features import FungiConfig
+from fungi_dense.variants import DEFAULT_VARIANT, VARIANTS
 from hummingbird.backbones import encoder_from_weights_file
 from hummingbird.cli import DEFAULT_INPUT_SIZE
 from hummingbird.datasets import DATASET_KINDS, DEFAULT_SPLITS, load_dataset
@@ -80,6 +81,10 @@ def build_parser(dataset: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--fungi-support-fraction", type=float, default=0.5)
     p.add_argument("--fungi-support-index", default="Flat")
     p.add_argument("--fungi-pca-dim", type=int, default=None)
+    p.add_argument("--fungi-objective-variant", choices=list(VARIANTS), default=DEFAULT_VARIANT,
+                   help="form of the FUNGI InfoNCE objective (see the README's FUNGI section); rows of a "
+                        "non-default variant carry its name")
+    p.add_argument("--fungi-seed", type=int, default=0, help="seed of the FUNGI head, projection and subsampling")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--num-workers", type=int, default=4)
@@ -208,7 +213,8 @@ def _feature_source(args, kind: str, encoder, size: int, train, out_dir: Path, f
     if kind == "tokens":
         return TokenFeatures(encoder)
     config = FungiConfig(objectives=tuple(args.fungi_objectives), projection=kind.split("-")[1],
-                         pca_dim=args.fungi_pca_dim)
+                         pca_dim=args.fungi_pca_dim, objective_variant=args.fungi_objective_variant,
+                         head_seed=args.fungi_seed, projection_seed=args.fungi_seed, negatives_seed=args.fungi_seed)
     support_train = train.subset([s.id for s in train.samples], "training images")
     support_train.transform = EvalResize(size)
     subset = _subset_label(fileset)
@@ -230,6 +236,8 @@ def _subset_label(fileset: str | None) -> str:
 
 def _row_name(args, kind: str, fileset: str | None, memory_size: int) -> str:
     preset = "" if args.protocol_preset == "default" else f"_{args.protocol_preset}"
+    if kind != "tokens" and args.fungi_objective_variant != DEFAULT_VARIANT:
+        kind = f"{kind}-{args.fungi_objective_variant}"
     return f"{args.dataset}_{args.backbone}_{kind}{preset}_{_subset_label(fileset)}_m{memory_size}"
 
 

@@ -125,6 +125,26 @@ class PatchEncoder(nn.Module):
         )
         return rearrange(tokens, "b (h w) d -> b h w d", h=h, w=w)
 
+    def tokens_and_prefix_from_normalised(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`tokens_from_normalised` plus the prefix tokens of the same pass (class token first,
+        then registers) after the same final norm: ``(B, h, w, D)`` and ``(B, num_prefix_tokens, D)``.
+
+        The prefix tokens are read from the final norm's output while :meth:`tokens_from_normalised`
+        runs, so both always come from one and the same forward pass (graph kept).
+        """
+        store: dict = {}
+        handle = self.model.norm.register_forward_hook(lambda module, args, out: store.setdefault("sequence", out))
+        try:
+            tokens = self.tokens_from_normalised(x)
+        finally:
+            handle.remove()
+        sequence = store.get("sequence")
+        expected = self.num_prefix_tokens + tokens.shape[1] * tokens.shape[2]
+        if sequence is None or sequence.shape[1] != expected:
+            raise ConfigError(f"{self.name}: cannot read the prefix tokens (the final norm did not see the whole "
+                              f"token sequence)")
+        return tokens, sequence[:, : self.num_prefix_tokens]
+
     @torch.inference_mode()
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Images ``(B, 3, H, W)`` in ``[0, 1]`` → float32 patch tokens ``(B, H/p, W/p, D)``."""

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from fungi_dense.variants import DEFAULT_VARIANT, VARIANTS
 from hummingbird import __version__
 from hummingbird.argtypes import (fraction, int_at_least, non_negative_float, non_negative_int, positive_float,
                                   positive_int, unit_interval)
@@ -102,7 +103,11 @@ def _add_feature_args(p: argparse.ArgumentParser) -> None:
                    help="share of support patches kept, in (0, 1]")
     g.add_argument("--fungi-support-index", default="Flat", help="faiss factory string for the support search")
     g.add_argument("--fungi-layer", default="blocks.-1.attn.proj", help="differentiated linear layer")
-    g.add_argument("--fungi-seed", type=non_negative_int, default=0, help="seed of the head and the projection")
+    g.add_argument("--fungi-objective-variant", choices=list(VARIANTS), default=DEFAULT_VARIANT,
+                   help="form of the InfoNCE objective: "
+                        + "; ".join(f"{v.name}: {v.summary}" for v in VARIANTS.values()))
+    g.add_argument("--fungi-seed", type=non_negative_int, default=0,
+                   help="seed of the head, the projection and the per-image negative subsampling")
     g.add_argument("--fungi-weights", type=non_negative_float, nargs=2, default=(1.0, 1.0),
                    metavar=("TOKENS", "GRADIENTS"), help="weights of the normalised parts before the final "
                                                          "normalisation")
@@ -317,7 +322,8 @@ def _fungi_config(args) -> FungiConfig:
                        temperature=args.fungi_temperature, projection=args.fungi_projection,
                        projection_dim=args.fungi_dim, projection_seed=args.fungi_seed,
                        token_weight=args.fungi_weights[0], gradient_weight=args.fungi_weights[1],
-                       pca_dim=args.fungi_pca_dim)
+                       pca_dim=args.fungi_pca_dim, objective_variant=args.fungi_objective_variant,
+                       negatives_seed=args.fungi_seed)
 
 
 def _features(args, encoder: PatchEncoder, size: int, bank_meta: dict | None = None,
@@ -325,7 +331,7 @@ def _features(args, encoder: PatchEncoder, size: int, bank_meta: dict | None = N
     """The feature source: a bank's own kind and settings, else --features and its options. FUNGI
     support memories are built from the training split when their file does not exist yet."""
     from fungi_dense.assemble import fungi_features
-    from fungi_dense.features import FungiConfig
+    from fungi_dense.features import config_from_metadata
     from hummingbird.features import TokenFeatures
     from hummingbird.transforms import EvalResize
 
@@ -333,7 +339,7 @@ def _features(args, encoder: PatchEncoder, size: int, bank_meta: dict | None = N
     kind = meta.get("feature_kind") or getattr(args, "features", "tokens")
     if kind == "tokens":
         return TokenFeatures(encoder)
-    config = FungiConfig.from_dict(meta["fungi"]) if meta else _fungi_config(args)
+    config = config_from_metadata(meta) if meta else _fungi_config(args)
     recorded = meta.get("fungi_support") or {}
     training = None
     if train_split is not None:

@@ -25,15 +25,22 @@ COMPATIBILITY_FIELDS = ("backbone", "weights", "layer", "patch_size", "pos_embed
                         "feature_dim", "input_size", "fungi", "protocol_preset")
 
 
-def upgrade_metadata(meta: dict) -> dict:
-    """Metadata of a version-1 bank completed with what its pipeline used then: timm's position-embedding
-    resampling, the backbone's pretrained-config normalisation, the default protocol."""
-    if meta.get("format_version", FORMAT_VERSION) >= 2:
+def with_legacy_encoder_fields(meta: dict) -> dict:
+    """Metadata written before encoders recorded them, completed with what the encoder used then: timm's
+    position-embedding resampling and the backbone's pretrained-config normalisation."""
+    if "pos_embed" in meta and "normalisation" in meta:
         return meta
     from hummingbird.backbones import legacy_normalisation
 
-    return {"pos_embed": "timm", "protocol_preset": "default",
-            "normalisation": legacy_normalisation(meta.get("backbone")), **meta}
+    return {"pos_embed": "timm", "normalisation": legacy_normalisation(meta.get("backbone")), **meta}
+
+
+def upgrade_metadata(meta: dict) -> dict:
+    """Metadata of a version-1 bank completed with what its pipeline used then (see
+    :func:`with_legacy_encoder_fields`) and the default protocol."""
+    if meta.get("format_version", FORMAT_VERSION) >= 2:
+        return meta
+    return {"protocol_preset": "default", **with_legacy_encoder_fields(meta)}
 
 
 def check_metadata(recorded: dict, pipeline: dict, fields: tuple[str, ...], source: str, what: str = "bank") -> None:
