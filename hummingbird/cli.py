@@ -104,7 +104,7 @@ def _add_feature_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--fungi-support-index", default="Flat", help="faiss factory string for the support search")
     g.add_argument("--fungi-layer", default="blocks.-1.attn.proj", help="differentiated linear layer")
     g.add_argument("--fungi-objective-variant", choices=list(VARIANTS), default=DEFAULT_VARIANT,
-                   help="form of the InfoNCE objective: "
+                   help=f"form of the InfoNCE objective (default: {DEFAULT_VARIANT}): "
                         + "; ".join(f"{v.name}: {v.summary}" for v in VARIANTS.values()))
     g.add_argument("--fungi-seed", type=non_negative_int, default=0,
                    help="seed of the head, the projection and the per-image negative subsampling")
