@@ -39,30 +39,27 @@ def test_real_weights_beat_a_random_init_on_real_voc():
     assert trained["pixel_accuracy"] > random_init["pixel_accuracy"]
 
 
-def test_real_voc_fungi_against_tokens(tmp_path):
-    """Same memory, seeds and images: plain tokens vs FUNGI (fast and dense), printed as an mIoU table."""
+def test_real_voc_fungi_retrieves_at_least_as_well_as_tokens(tmp_path):
+    """Same memory (every labelled patch of 40 plainly resized train images) and 40 val images: the default
+    FUNGI features against plain tokens. Measured +1.35 mIoU points here, and +3.1 [+0.3, +5.0] on 100/100
+    images with a paired bootstrap (eval/fungi_variants.py); broken gradients would drag FUNGI below tokens."""
     from fungi_dense.assemble import fungi_features
     from fungi_dense.features import FungiConfig
 
     name, weights = real_weights()
     root = real_voc()
     encoder = load_backbone(name, weights=weights)
-    size = 448
-    train = load_dataset("voc", root, "train", MemoryAugment(size)).first(TRAIN_IMAGES)
-    plain_train = load_dataset("voc", root, "train", EvalResize(size)).first(TRAIN_IMAGES)
-    val = load_dataset("voc", root, "val", EvalResize(size)).first(VAL_IMAGES)
-    opts = LoaderOptions(batch_size=4, num_workers=2)
-    sources = {"tokens": TokenFeatures(encoder)}
-    for projection in ("fast", "dense"):
-        sources[f"fungi-{projection}"] = fungi_features(encoder, FungiConfig(projection=projection),
-                                                        tmp_path / "support.safetensors", size, training=plain_train,
-                                                        opts=opts)
-    table = {}
-    for kind, features in sources.items():
-        bank = build_memory_bank(features, train, size, memory_size=TRAIN_IMAGES * 200, seed=0, opts=opts)
-        table[kind] = evaluate(features, make_decoder(bank), val, opts)["mIoU"]
-    print(f"\n{name}: {len(train)} train / {len(val)} val VOC images, memory {TRAIN_IMAGES * 200}, {size}px")
-    print("| features | mIoU |\n|---|---|")
-    for kind, miou in table.items():
-        print(f"| {kind} | {100 * miou:.2f} |")
-    assert all(math.isfinite(v) and 0 <= v <= 1 for v in table.values())
+    size = 224
+    train = load_dataset("voc", root, "train", EvalResize(size)).first(TRAIN_IMAGES)
+    val = load_dataset("voc", root, "val", EvalResize(size)).first(TRAIN_IMAGES)
+    opts = LoaderOptions(batch_size=8, num_workers=2, progress=False)
+    sources = {"tokens": TokenFeatures(encoder),
+               "fungi": fungi_features(encoder, FungiConfig(), tmp_path / "support.safetensors", size, training=train,
+                                       opts=opts)}
+    table = {kind: evaluate(features, make_decoder(build_memory_bank(features, train, size, opts=opts)), val, opts)
+             for kind, features in sources.items()}
+    print(f"\n{name}: {len(train)} train / {len(val)} val VOC images, {size}px\n| features | mIoU |\n|---|---|")
+    for kind, result in table.items():
+        print(f"| {kind} ({sources[kind].dim} dims) | {100 * result['mIoU']:.2f} |")
+    assert sources["fungi"].dim == 2 * sources["tokens"].dim
+    assert table["fungi"]["mIoU"] > table["tokens"]["mIoU"]
