@@ -46,7 +46,7 @@ def resize_image(image: Image.Image, shape: tuple[int, int]) -> torch.Tensor:
 
 
 def window_starts(length: int, window: int, stride: int, patch_size: int) -> list[int]:
-    """Offsets of windows of ``window`` pixels covering ``length`` pixels, at most ``stride`` apart,
+    """Offsets of windows of ``window`` pixels covering ``length`` pixels, about ``stride`` apart,
     evenly spread from 0 to ``length - window`` and on the patch grid (all sizes multiples of
     ``patch_size``)."""
     if length <= window:

@@ -194,6 +194,7 @@ def test_other_pixel_formats_read_as_8_bit_rgb(tmp_path, mode):
     assert image.shape == (16, 24, 3) and np.abs(image - expected).max() <= 1
 
 
+@pytest.mark.filterwarnings("ignore:.*I;16 image scaled to 8 bits")  # the one conversion warning, expected
 def test_float_image_out_of_range_is_refused_and_reported(tmp_path, capsys):
     ds = write_folder_dataset(tmp_path / "ds", n_train=3, n_val=1)
     Image.fromarray(np.full((64, 64), 1000.0, np.float32)).save(ds / "images" / "img003.tif")
@@ -284,6 +285,7 @@ def test_offline_without_weights_or_cache_fails_at_once_in_one_line(blocks, tmp_
            and k.lower() not in ("https_proxy", "http_proxy", "all_proxy")}
     env.update(HF_HOME=str(tmp_path / "hf"), HF_ENDPOINT="http://127.0.0.1:9")  # nothing listens on port 9
     out = tmp_path / "bank.safetensors"
+    out.write_bytes(b"an earlier bank")
     started = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "hummingbird", "build-memory", "--dataset", "folder",
                            "--data-root", str(ds), "--backbone", "dino_vits16", "--out", str(out)],
@@ -293,7 +295,7 @@ def test_offline_without_weights_or_cache_fails_at_once_in_one_line(blocks, tmp_
     assert proc.stderr.count("\n") == 1, proc.stderr  # one line: no hub retries, no traceback
     assert "dino_vits16" in proc.stderr and "127.0.0.1:9 cannot be reached" in proc.stderr
     assert "--weights PATH" in proc.stderr
-    assert not out.exists()
+    assert out.read_bytes() == b"an earlier bank" and not Path(f"{out}.lock").exists()
     print(f"offline failure after {seconds:.1f} s (interpreter and torch start-up included)")
 
 
