@@ -26,9 +26,9 @@ import torch.nn.functional as F
 from einops import rearrange
 
 from fungi_dense.features import FungiConfig, FungiFeatures
-from fungi_dense.gradients import tokens_and_layer_grads
 from fungi_dense.projection import DenseProjection, KhatriRaoProjection
 from fungi_dense.support import SupportMemory
+from fungi_dense.variants import DEFAULT_VARIANT, VARIANTS
 from hummingbird.backbones import encoder_from_weights_file
 from hummingbird.features import TokenFeatures
 from hummingbird.results import write_json
@@ -59,7 +59,8 @@ def _features(mode: str, args):
     if mode == "tokens":
         return TokenFeatures(encoder)
     projection = mode.split("-")[1]
-    return FungiFeatures(encoder, _support(encoder, args), FungiConfig(projection=projection))
+    return FungiFeatures(encoder, _support(encoder, args),
+                         FungiConfig(projection=projection, objective_variant=args.objective_variant))
 
 
 def _time_mode(mode: str, args, queue) -> None:
@@ -81,8 +82,7 @@ def projection_errors(args) -> dict:
     """Mean |cos_exact − cos_projected| over all patch pairs of --error-images images."""
     features = _features("fungi-fast", args)
     images = _images(args.error_images, args.input_size, args.seed + 2).to(args.device)
-    _, inputs, (g,) = tokens_and_layer_grads(features.encoder, features.layer, images,
-                                             lambda t: features._losses(t, None))
+    _, inputs, (g,) = features.gradients(images)
     g, a = g.reshape(-1, g.shape[-1]).cpu(), inputs.reshape(-1, inputs.shape[-1]).cpu()
     a_tilde = torch.cat([a, torch.ones(len(a), 1)], 1)
     gram = (g @ g.T) * (a_tilde @ a_tilde.T)  # <g_t ⊗ ã_t, g_u ⊗ ã_u>_F without forming the outer products
@@ -108,6 +108,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--support-images", type=int, default=16, help="images in the support memory")
     p.add_argument("--error-images", type=int, default=2, help="images for the projection-error measurement")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--objective-variant", choices=list(VARIANTS), default=DEFAULT_VARIANT,
+                   help="FUNGI InfoNCE form (default %(default)s)")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="runs/bench_fungi.json")
@@ -132,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
           f"mean |Δcos|")
     report = {"machine": {"platform": platform.platform(), "device": args.device, "torch": torch.__version__,
                           "threads": args.threads or torch.get_num_threads()},
-              "backbone": args.backbone, "input_size": args.input_size, "images": args.images,
+              "backbone": args.backbone, "objective_variant": args.objective_variant, "input_size": args.input_size, "images": args.images,
               "batch_size": args.batch_size, "support_images": args.support_images, "modes": rows,
               "projection_errors": errors}
     write_json(args.out, report)

@@ -1,14 +1,17 @@
 #!/usr/bin/env python
 """Hummingbird in-context segmentation table: one row per (training file set, memory size).
 
-Each row builds a memory bank from the training split (class-balanced, augmented), evaluates on
-the validation split, and writes ``ROWS/<row>.json``; rows whose JSON exists are skipped, so an
-interrupted run resumes. ``summary.json`` and ``summary.md`` collect all rows.
+Each row builds a memory bank from the training split (the protocol preset's patch selection and
+augmentation), evaluates on the validation split, and writes ``ROWS/<row>.json``; rows whose JSON exists
+are skipped, so an interrupted run resumes. Data-efficient rows take the official file sets by name:
+``--filesets voc:1/128`` runs all five seeds and reports their mean ± std (sample standard deviation).
+``summary.json`` and ``summary.md`` collect all rows and the per-seed aggregates.
 
 Example (Pascal VOC, DINO ViT-S/16, the three Hummingbird memory sizes)::
 
     python eval/hbird_table.py --dataset voc --data-root data/VOCdevkit --backbone dino_vits16 \\
-        --weights weights/dino_deitsmall16_pretrain.pth --out-dir runs/voc_dino_vits16
+        --weights weights/dino_deitsmall16_pretrain.pth --out-dir runs/voc_dino_vits16 \\
+        --filesets voc:1/128 voc:1/64 --protocol-preset open-hbird
 """
 
 from __future__ import annotations
@@ -19,18 +22,22 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from fungi_dense.assemble import fungi_features
 from fungi_dense.features import FungiConfig
+from fungi_dense.variants import DEFAULT_VARIANT, VARIANTS
 from hummingbird.backbones import encoder_from_weights_file
 from hummingbird.cli import DEFAULT_INPUT_SIZE
 from hummingbird.datasets import DATASET_KINDS, DEFAULT_SPLITS, load_dataset
 from hummingbird.features import TokenFeatures
+from hummingbird.filesets import expand_fileset, is_named
 from hummingbird.pipeline import LoaderOptions, build_memory_bank, evaluate, make_decoder
+from hummingbird.protocols import PROTOCOLS
 from hummingbird.results import write_json
 from hummingbird.shards import ShardedBank, build_sharded_bank, write_manifest
-from hummingbird.transforms import EvalResize, MemoryAugment
+from hummingbird.transforms import EvalResize
 
 HUMMINGBIRD_MEMORY_SIZES = (1024 * 10**2, 1024 * 10**3, 1024 * 10**4)
 
@@ -43,11 +50,17 @@ def build_parser(dataset: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--train-split", default=None)
     p.add_argument("--val-split", default=None)
     p.add_argument("--filesets", nargs="*", default=[],
-                   help="training id lists (data-efficient rows); the full split is always a row too "
-                        "unless --no-full")
+                   help="training file sets (data-efficient rows): official names such as voc:1/128 (all five "
+                        "seeds, reported as mean ± std), voc:1/128:42 (one seed), ade20k:1/64, or id-list files; "
+                        "the full split is always a row too unless --no-full")
     p.add_argument("--no-full", action="store_true", help="only the --filesets rows")
     p.add_argument("--memory-sizes", type=int, nargs="+", default=list(HUMMINGBIRD_MEMORY_SIZES))
     p.add_argument("--augmentation-epochs", type=int, default=1)
+    p.add_argument("--no-augment", action="store_true", help="plain resize instead of the preset's augmentation")
+    p.add_argument("--protocol-preset", choices=tuple(PROTOCOLS), default="default",
+                   help="default: this toolkit's settings; open-hbird: open-hummingbird-eval 2.0.0's (README 'Fidelity')")
+    p.add_argument("--pos-embed", choices=("official", "timm"), default=None,
+                   help="position-embedding resampling (default: official for DINO/DINOv2, else timm)")
     p.add_argument("--backbone", required=True)
     p.add_argument("--weights", default=None)
     p.add_argument("--input-size", type=int, default=None, help="default 512 (504 for /14)")
@@ -68,6 +81,10 @@ def build_parser(dataset: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--fungi-support-fraction", type=float, default=0.5)
     p.add_argument("--fungi-support-index", default="Flat")
     p.add_argument("--fungi-pca-dim", type=int, default=None)
+    p.add_argument("--fungi-objective-variant", choices=list(VARIANTS), default=DEFAULT_VARIANT,
+                   help="form of the FUNGI InfoNCE objective (see the README's FUNGI section); rows of a "
+                        "non-default variant carry its name")
+    p.add_argument("--fungi-seed", type=int, default=0, help="seed of the FUNGI head, projection and subsampling")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--num-workers", type=int, default=4)
@@ -82,10 +99,12 @@ def main(argv: list[str] | None = None, dataset: str | None = None) -> int:
     out_dir = Path(args.out_dir)
     train_split = args.train_split or DEFAULT_SPLITS[args.dataset][0]
     val_split = args.val_split or DEFAULT_SPLITS[args.dataset][1]
-    filesets = ([None] if not args.no_full else []) + list(args.filesets)
+    filesets = ([None] if not args.no_full else []) + [one for spec in args.filesets for one in expand_fileset(spec)]
     rows = [(kind, fs, m) for kind in args.features for fs in filesets for m in args.memory_sizes]
+    protocol = PROTOCOLS[args.protocol_preset]
 
-    encoder = encoder_from_weights_file(args.backbone, args.weights).to(args.device)
+    encoder = encoder_from_weights_file(args.backbone, args.weights, pos_embed=args.pos_embed,
+                                        normalisation=protocol.normalisation).to(args.device)
     size = args.input_size or DEFAULT_INPUT_SIZE.get(encoder.patch_size, 512)
     for kind, fs, m in rows:
         dim = encoder.embed_dim * (1 if kind == "tokens" else 1 + len(args.fungi_objectives))
@@ -96,7 +115,9 @@ def main(argv: list[str] | None = None, dataset: str | None = None) -> int:
         return 0
 
     opts = LoaderOptions(batch_size=args.batch_size, num_workers=args.num_workers, device=args.device)
-    val = load_dataset(args.dataset, args.data_root, val_split, EvalResize(size)).first(args.limit_val)
+    val = load_dataset(args.dataset, args.data_root, val_split, EvalResize(size),
+                       **protocol.dataset_options(args.dataset, "evaluation")).first(args.limit_val)
+    memory_transform = EvalResize(size) if args.no_augment else protocol.memory_transform(size)
     summary, sources = [], {}
     for kind, fs, memory_size in rows:
         name = _row_name(args, kind, fs, memory_size)
@@ -105,8 +126,8 @@ def main(argv: list[str] | None = None, dataset: str | None = None) -> int:
             print(f"{name}: done already ({row_path}), skipping", file=sys.stderr)
             summary.append(json.loads(row_path.read_text()))
             continue
-        train = load_dataset(args.dataset, args.data_root, train_split, MemoryAugment(size), seed=args.seed,
-                             fileset=fs)
+        train = load_dataset(args.dataset, args.data_root, train_split, memory_transform, seed=args.seed,
+                             fileset=fs, **protocol.dataset_options(args.dataset, "memory"))
         train = train.first(args.limit_train)
         if (kind, fs) not in sources:
             sources[(kind, fs)] = _feature_source(args, kind, encoder, size, train, out_dir, fs, opts)
@@ -116,37 +137,75 @@ def main(argv: list[str] | None = None, dataset: str | None = None) -> int:
             bank_dir = out_dir / "banks" / name
             build_sharded_bank(features, train, bank_dir, size, memory_size=memory_size,
                                augmentation_epochs=args.augmentation_epochs, seed=args.seed, fp16=args.fp16,
-                               shard_images=args.shard_images, opts=opts)
+                               shard_images=args.shard_images, opts=opts, protocol=protocol)
             write_manifest(bank_dir, len(train), args.augmentation_epochs, args.shard_images)
             bank = ShardedBank(bank_dir)
         else:
             bank = build_memory_bank(features, train, size, memory_size=memory_size,
                                      augmentation_epochs=args.augmentation_epochs, seed=args.seed, fp16=args.fp16,
-                                     opts=opts)
+                                     opts=opts, protocol=protocol)
         decoder = make_decoder(bank, k=args.k, temperature=args.temperature, index_spec=args.index, seed=args.seed,
                                nprobe=args.nprobe, refine=args.refine)
-        result = evaluate(features, decoder, val, opts)
+        result = evaluate(features, decoder, val, opts, headline=protocol.headline_metric)
         row = {"row": name, "dataset": args.dataset, "backbone": args.backbone, "feature_kind": kind,
-               "fileset": fs, "train_images": len(train), "val_images": len(val), "memory_size": memory_size,
+               "protocol_preset": protocol.name, "headline": protocol.headline_metric, "pos_embed": encoder.pos_embed,
+               "fileset": fs, "train_set": _train_set(fs), "train_images": len(train), "val_images": len(val), "memory_size": memory_size,
                "memory_patches": len(bank), "input_size": size, "k": args.k, "temperature": args.temperature,
                "index": args.index, "seed": args.seed, "weights": encoder.weights_id,
                "feature_dim": features.dim, "fungi": bank.metadata.get("fungi"),
-               "mIoU": result["mIoU"], "mIoU_hungarian": result["hungarian"]["mIoU"],
+               "mIoU": result["mIoU"], "open_hbird_hungarian_mIoU": result["open_hbird_hungarian_mIoU"],
                "pixel_accuracy": result["pixel_accuracy"], "per_class_iou": result["per_class_iou"],
                "seconds": round(time.perf_counter() - started, 1)}
         write_json(row_path, row)
         summary.append(row)
-        print(f"{name}: mIoU {100 * row['mIoU']:.2f}", file=sys.stderr)
+        print(f"{name}: mIoU {100 * row['mIoU']:.2f}, open-hbird Hungarian mIoU "
+              f"{100 * row['open_hbird_hungarian_mIoU']:.2f}", file=sys.stderr)
 
-    write_json(out_dir / "summary.json", {"rows": summary})
-    table = ["| backbone | features | train set | memory | mIoU | mIoU (Hungarian) |", "|---|---|---|---|---|---|"]
-    for r in summary:
-        table.append(f"| {r['backbone']} | {r['feature_kind']} | {Path(r['fileset']).stem if r['fileset'] else 'full'} "
-                     f"| {r['memory_size']:,} | {100 * r['mIoU']:.1f} | {100 * r['mIoU_hungarian']:.1f} |")
+    groups = aggregate(summary)
+    write_json(out_dir / "summary.json", {"rows": summary, "aggregates": groups})
+    table = ["| backbone | features | preset | train set | seeds | memory | mIoU (plain) | mIoU (open-hbird Hungarian) |",
+             "|---|---|---|---|---|---|---|---|"]
+    for g in groups:
+        table.append(f"| {g['backbone']} | {g['feature_kind']} | {g['protocol_preset']} | {g['train_set']} "
+                     f"| {g['seeds']} | {g['memory_size']:,} | {_mean_std(g['mIoU'])} "
+                     f"| {_mean_std(g['open_hbird_hungarian_mIoU'])} |")
     (out_dir / "summary.md").write_text("\n".join(table) + "\n")
     print("\n".join(table))
     return 0
 
+
+def aggregate(rows: list[dict]) -> list[dict]:
+    """Rows that differ only in the file-set seed, as one entry each: mean and sample std of both mIoUs."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        key = (r["backbone"], r["feature_kind"], r.get("protocol_preset", "default"), r.get("train_set", "full"),
+               r["memory_size"])
+        groups.setdefault(key, []).append(r)
+    out = []
+    for (backbone, kind, preset, train_set, memory_size), members in groups.items():
+        entry = {"backbone": backbone, "feature_kind": kind, "protocol_preset": preset, "train_set": train_set,
+                 "memory_size": memory_size, "seeds": len(members), "rows": [m["row"] for m in members]}
+        for metric in ("mIoU", "open_hbird_hungarian_mIoU"):
+            values = np.array([m[metric] for m in members])
+            entry[metric] = {"mean": float(values.mean()),
+                             "std": float(values.std(ddof=1)) if len(values) > 1 else None,
+                             "values": values.tolist()}
+        out.append(entry)
+    return out
+
+
+def _mean_std(stats: dict) -> str:
+    mean = f"{100 * stats['mean']:.1f}"
+    return mean if stats["std"] is None else f"{mean} ± {100 * stats['std']:.1f}"
+
+
+def _train_set(fileset: str | None) -> str:
+    """The training set a row's file set belongs to, without its seed (``voc:1/128``, a file's stem, ``full``)."""
+    if fileset is None:
+        return "full"
+    if is_named(fileset):
+        return fileset.rsplit(":", 1)[0] if fileset.count(":") == 2 else fileset
+    return Path(fileset).stem
 
 def _feature_source(args, kind: str, encoder, size: int, train, out_dir: Path, fileset: str | None, opts):
     """Plain tokens, or FUNGI with a support memory built from this row's training images (kept on disk
@@ -154,19 +213,32 @@ def _feature_source(args, kind: str, encoder, size: int, train, out_dir: Path, f
     if kind == "tokens":
         return TokenFeatures(encoder)
     config = FungiConfig(objectives=tuple(args.fungi_objectives), projection=kind.split("-")[1],
-                         pca_dim=args.fungi_pca_dim)
+                         pca_dim=args.fungi_pca_dim, objective_variant=args.fungi_objective_variant,
+                         head_seed=args.fungi_seed, projection_seed=args.fungi_seed, negatives_seed=args.fungi_seed)
     support_train = train.subset([s.id for s in train.samples], "training images")
     support_train.transform = EvalResize(size)
-    subset = Path(fileset).stem if fileset else "full"
+    subset = _subset_label(fileset)
     support_path = out_dir / "support" / f"{args.dataset}_{args.backbone}_{subset}_{size}.safetensors"
     return fungi_features(encoder, config, support_path, size, training=support_train,
                           support_fraction=args.fungi_support_fraction, support_index=args.fungi_support_index,
                           seed=args.seed, opts=opts)
 
 
+def _subset_label(fileset: str | None) -> str:
+    """A file-name-safe label of a file set: ``voc-1-128-s42`` for ``voc:1/128:42``, a file's stem, ``full``."""
+    if fileset is None:
+        return "full"
+    if is_named(fileset):
+        dataset, fraction, *seed = fileset.split(":")
+        return "-".join([dataset, fraction.replace("/", "-")] + [f"s{s}" for s in seed])
+    return Path(fileset).stem
+
+
 def _row_name(args, kind: str, fileset: str | None, memory_size: int) -> str:
-    subset = Path(fileset).stem if fileset else "full"
-    return f"{args.dataset}_{args.backbone}_{kind}_{subset}_m{memory_size}"
+    preset = "" if args.protocol_preset == "default" else f"_{args.protocol_preset}"
+    if kind != "tokens" and args.fungi_objective_variant != DEFAULT_VARIANT:
+        kind = f"{kind}-{args.fungi_objective_variant}"
+    return f"{args.dataset}_{args.backbone}_{kind}{preset}_{_subset_label(fileset)}_m{memory_size}"
 
 
 if __name__ == "__main__":

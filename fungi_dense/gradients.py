@@ -50,28 +50,35 @@ def leaf_output(layer: nn.Linear) -> Iterator[dict]:
 
 
 def tokens_and_layer_grads(encoder: PatchEncoder, layer: nn.Linear, images: torch.Tensor,
-                           loss_fn: Callable[[torch.Tensor], list[torch.Tensor]]):
+                           loss_fn: Callable[..., list[torch.Tensor]], with_prefix: bool = False):
     """Run ``encoder`` on ``images`` and differentiate each loss of ``loss_fn`` at ``layer``'s output.
 
     Args:
         encoder: frozen patch encoder.
         layer: a linear layer inside it, before the returned tokens.
         images: ``(B, 3, H, W)`` in ``[0, 1]``.
-        loss_fn: patch tokens ``(B, h, w, D)`` → list of scalar losses (sums of per-image losses).
+        loss_fn: patch tokens ``(B, h, w, D)`` (and, with ``with_prefix``, the prefix tokens
+            ``(B, n, D)``, class token first) → list of scalar losses (sums of per-image losses).
+        with_prefix: also pass the prefix tokens, so a loss can use the class token.
 
     Returns:
-        tokens ``(B, h, w, D)`` float32 (detached), layer inputs ``(B, P, D_in)`` and, per loss, layer
-        output gradients ``(B, P, D_out)`` — patch tokens only (prefix tokens dropped), float32.
+        tokens ``(B, h, w, D)`` (detached), layer inputs ``(B, P, D_in)`` and, per loss, layer output
+        gradients ``(B, P, D_out)`` — patch tokens only (prefix tokens' rows dropped); float32, or
+        float64 for a float64 model and images.
     """
     encoder.check_input_size(images.shape[-2], images.shape[-1])
     prefix = encoder.num_prefix_tokens
     with torch.enable_grad(), leaf_output(layer) as store, autocast_for(images.device):
-        tokens = encoder.tokens_from_normalised(encoder.normalise(images))
+        if with_prefix:
+            tokens, prefix_tokens = encoder.tokens_and_prefix_from_normalised(encoder.normalise(images))
+        else:
+            tokens = encoder.tokens_from_normalised(encoder.normalise(images))
         if "output" not in store:
             raise ConfigError("the differentiated layer is not on the path to the returned tokens")
-        losses = loss_fn(tokens.float())
+        dtype = torch.float64 if tokens.dtype == torch.float64 else torch.float32
+        losses = loss_fn(tokens.to(dtype), prefix_tokens.to(dtype)) if with_prefix else loss_fn(tokens.to(dtype))
         grads = []
         for i, loss in enumerate(losses):
             (g,) = torch.autograd.grad(loss, store["output"], retain_graph=i < len(losses) - 1)
-            grads.append(g[:, prefix:].float())
-    return tokens.detach().float(), store["input"][:, prefix:].float(), grads
+            grads.append(g[:, prefix:].to(dtype))
+    return tokens.detach().to(dtype), store["input"][:, prefix:].to(dtype), grads

@@ -20,11 +20,11 @@ from hummingbird.checkpoints import file_sha256
 from hummingbird.datasets import SegmentationDataset
 from hummingbird.errors import ConfigError
 from hummingbird.index import NeighbourIndex
-from hummingbird.memory import check_metadata
+from hummingbird.memory import check_metadata, with_legacy_encoder_fields
 from hummingbird.pipeline import LoaderOptions
 from hummingbird.tensorfile import read_tensor_file, write_tensor_file
 
-SUPPORT_FIELDS = ("backbone", "weights", "layer", "patch_size", "input_size")
+SUPPORT_FIELDS = ("backbone", "weights", "layer", "patch_size", "pos_embed", "normalisation", "input_size")
 
 
 @dataclass
@@ -94,7 +94,8 @@ class SupportMemory:
         tensors, meta = read_tensor_file(path, "fungi_support", "FUNGI support memory")
         image_ids = meta.pop("image_ids")
         pca = {k[len("pca_"):]: v for k, v in tensors.items() if k.startswith("pca_")}
-        return cls(tensors["tokens"], tensors["image_index"], image_ids, meta, pca, path, file_sha256(path))
+        return cls(tensors["tokens"], tensors["image_index"], image_ids, with_legacy_encoder_fields(meta), pca, path,
+                   file_sha256(path))
 
     def check_compatible(self, encoder_meta: dict) -> None:
         check_metadata(self.metadata, encoder_meta, SUPPORT_FIELDS, str(self.path), what="support memory")

@@ -21,25 +21,28 @@ from torch import nn
 
 from hummingbird.checkpoints import file_sha256, load_into_vit
 from hummingbird.errors import CheckpointError, ConfigError, WeightsUnavailableError
+from hummingbird.pos_embed import use_pos_embed_rule
 
 
 @dataclass(frozen=True)
 class BackbonePreset:
-    """A named backbone: the timm architecture and its pretrained tag."""
+    """A named backbone: the timm architecture and its pretrained tag, and the position-embedding
+    resampling rule of its official code (see :mod:`hummingbird.pos_embed`)."""
 
     timm_name: str
     description: str
+    pos_embed: str = "timm"
 
 
 PRESETS: dict[str, BackbonePreset] = {
-    "dino_vits16": BackbonePreset("vit_small_patch16_224.dino", "DINO ViT-S/16"),
-    "dino_vits8": BackbonePreset("vit_small_patch8_224.dino", "DINO ViT-S/8"),
-    "dino_vitb16": BackbonePreset("vit_base_patch16_224.dino", "DINO ViT-B/16"),
-    "dino_vitb8": BackbonePreset("vit_base_patch8_224.dino", "DINO ViT-B/8"),
-    "dinov2_vits14": BackbonePreset("vit_small_patch14_dinov2.lvd142m", "DINOv2 ViT-S/14"),
-    "dinov2_vitb14": BackbonePreset("vit_base_patch14_dinov2.lvd142m", "DINOv2 ViT-B/14"),
-    "dinov2_vits14_reg": BackbonePreset("vit_small_patch14_reg4_dinov2.lvd142m", "DINOv2 ViT-S/14, 4 registers"),
-    "dinov2_vitb14_reg": BackbonePreset("vit_base_patch14_reg4_dinov2.lvd142m", "DINOv2 ViT-B/14, 4 registers"),
+    "dino_vits16": BackbonePreset("vit_small_patch16_224.dino", "DINO ViT-S/16", "official"),
+    "dino_vits8": BackbonePreset("vit_small_patch8_224.dino", "DINO ViT-S/8", "official"),
+    "dino_vitb16": BackbonePreset("vit_base_patch16_224.dino", "DINO ViT-B/16", "official"),
+    "dino_vitb8": BackbonePreset("vit_base_patch8_224.dino", "DINO ViT-B/8", "official"),
+    "dinov2_vits14": BackbonePreset("vit_small_patch14_dinov2.lvd142m", "DINOv2 ViT-S/14", "official"),
+    "dinov2_vitb14": BackbonePreset("vit_base_patch14_dinov2.lvd142m", "DINOv2 ViT-B/14", "official"),
+    "dinov2_vits14_reg": BackbonePreset("vit_small_patch14_reg4_dinov2.lvd142m", "DINOv2 ViT-S/14, 4 registers", "official"),
+    "dinov2_vitb14_reg": BackbonePreset("vit_base_patch14_reg4_dinov2.lvd142m", "DINOv2 ViT-B/14, 4 registers", "official"),
     "clip_vitb16": BackbonePreset("vit_base_patch16_clip_224.openai", "OpenAI CLIP ViT-B/16 image tower"),
     "mae_vitb16": BackbonePreset("vit_base_patch16_224.mae", "MAE ViT-B/16"),
 }
@@ -77,10 +80,12 @@ class PatchEncoder(nn.Module):
             last block). The final LayerNorm is applied to the chosen block's output.
         name: preset or timm name, recorded in bank metadata.
         weights_id: identifies the weights (file SHA-256, hub tag, or ``random:seed<N>``).
+        normalisation: ``(mean, std)`` of the input normalisation; default: the model's pretrained config
+            (ImageNet statistics for DINO, DINOv2, MAE).
     """
 
     def __init__(self, model: VisionTransformer, layer: int = -1, name: str = "custom",
-                 weights_id: str = "unknown"):
+                 weights_id: str = "unknown", normalisation: tuple[tuple, tuple] | None = None):
         super().__init__()
         if not isinstance(model, VisionTransformer):
             raise ConfigError(f"backbone {name!r} is a {type(model).__name__}, not a timm VisionTransformer")
@@ -94,8 +99,7 @@ class PatchEncoder(nn.Module):
         self.patch_size = int(model.patch_embed.patch_size[0])
         self.embed_dim = int(model.embed_dim)
         self.num_prefix_tokens = int(model.num_prefix_tokens)
-        cfg = model.pretrained_cfg or {}
-        mean, std = cfg.get("mean", (0.485, 0.456, 0.406)), cfg.get("std", (0.229, 0.224, 0.225))
+        mean, std = normalisation or default_normalisation(model)
         self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
 
@@ -121,6 +125,26 @@ class PatchEncoder(nn.Module):
         )
         return rearrange(tokens, "b (h w) d -> b h w d", h=h, w=w)
 
+    def tokens_and_prefix_from_normalised(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`tokens_from_normalised` plus the prefix tokens of the same pass (class token first,
+        then registers) after the same final norm: ``(B, h, w, D)`` and ``(B, num_prefix_tokens, D)``.
+
+        The prefix tokens are read from the final norm's output while :meth:`tokens_from_normalised`
+        runs, so both always come from one and the same forward pass (graph kept).
+        """
+        store: dict = {}
+        handle = self.model.norm.register_forward_hook(lambda module, args, out: store.setdefault("sequence", out))
+        try:
+            tokens = self.tokens_from_normalised(x)
+        finally:
+            handle.remove()
+        sequence = store.get("sequence")
+        expected = self.num_prefix_tokens + tokens.shape[1] * tokens.shape[2]
+        if sequence is None or sequence.shape[1] != expected:
+            raise ConfigError(f"{self.name}: cannot read the prefix tokens (the final norm did not see the whole "
+                              f"token sequence)")
+        return tokens, sequence[:, : self.num_prefix_tokens]
+
     @torch.inference_mode()
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Images ``(B, 3, H, W)`` in ``[0, 1]`` → float32 patch tokens ``(B, H/p, W/p, D)``."""
@@ -128,6 +152,16 @@ class PatchEncoder(nn.Module):
         with autocast_for(images.device):
             tokens = self.tokens_from_normalised(self.normalise(images))
         return tokens.float()
+
+    @property
+    def pos_embed(self) -> str:
+        """The position-embedding resampling rule in use (``official`` or ``timm``)."""
+        return getattr(self.model, "pos_embed_rule", "timm")
+
+    @property
+    def normalisation(self) -> dict:
+        """``{"mean": [...], "std": [...]}`` of the input normalisation."""
+        return normalisation_record(self.mean.flatten().tolist(), self.std.flatten().tolist())
 
     def metadata(self) -> dict:
         """What a memory bank must record to be reused with this encoder."""
@@ -137,7 +171,30 @@ class PatchEncoder(nn.Module):
             "layer": self.layer,
             "patch_size": self.patch_size,
             "embed_dim": self.embed_dim,
+            "pos_embed": self.pos_embed,
+            "normalisation": self.normalisation,
         }
+
+
+def normalisation_record(mean, std) -> dict:
+    """``{"mean": [...], "std": [...]}`` rounded to 6 decimals, as bank metadata records it."""
+    return {"mean": [round(float(v), 6) for v in mean], "std": [round(float(v), 6) for v in std]}
+
+
+def legacy_normalisation(name: str | None) -> dict:
+    """The normalisation record of a backbone's pretrained config, without building the model (what
+    banks of format version 1 used, which did not record it)."""
+    cfg = timm.models.get_pretrained_cfg(resolve_timm_name(name)) if name in PRESETS or str(name).startswith(
+        "timm:") else None
+    mean = getattr(cfg, "mean", None) or (0.485, 0.456, 0.406)
+    std = getattr(cfg, "std", None) or (0.229, 0.224, 0.225)
+    return normalisation_record(mean, std)
+
+
+def default_normalisation(model: VisionTransformer) -> tuple[tuple, tuple]:
+    """``(mean, std)`` of a timm model's pretrained config (ImageNet statistics when it has none)."""
+    cfg = model.pretrained_cfg or {}
+    return tuple(cfg.get("mean", (0.485, 0.456, 0.406))), tuple(cfg.get("std", (0.229, 0.224, 0.225)))
 
 
 def autocast_for(device: torch.device) -> contextlib.AbstractContextManager:
@@ -159,6 +216,7 @@ def resolve_timm_name(name: str) -> str:
 
 
 def load_backbone(name: str, weights: str | Path | None = None, layer: int = -1, seed: int = 0,
+                  pos_embed: str | None = None, normalisation: tuple[tuple, tuple] | None = None,
                   **model_kwargs) -> PatchEncoder:
     """Build a frozen :class:`PatchEncoder`.
 
@@ -170,6 +228,9 @@ def load_backbone(name: str, weights: str | Path | None = None, layer: int = -1,
             when online, a download.
         layer: block whose output is returned (``-1``: last).
         seed: seed of the random init when ``weights == "random"``.
+        pos_embed: position-embedding resampling rule, ``"official"`` (DINO/DINOv2's) or ``"timm"``;
+            default: the preset's (``official`` for DINO and DINOv2 presets, ``timm`` otherwise).
+        normalisation: ``(mean, std)`` overriding the model's pretrained config.
         model_kwargs: passed to ``timm.create_model`` (e.g. ``depth=2`` for tiny test models).
     """
     timm_name = resolve_timm_name(name)
@@ -186,7 +247,13 @@ def load_backbone(name: str, weights: str | Path | None = None, layer: int = -1,
         model = _create(timm_name, kwargs)
         load_into_vit(model, weights)
         weights_id = f"sha256:{file_sha256(weights)}"
-    return PatchEncoder(model, layer=layer, name=name, weights_id=weights_id)
+    use_pos_embed_rule(model, pos_embed or default_pos_embed(name))
+    return PatchEncoder(model, layer=layer, name=name, weights_id=weights_id, normalisation=normalisation)
+
+
+def default_pos_embed(name: str) -> str:
+    """The position-embedding rule of a preset's official code (``timm`` for ``timm:<name>``)."""
+    return PRESETS[name].pos_embed if name in PRESETS else "timm"
 
 
 def _create(timm_name: str, kwargs: dict) -> VisionTransformer:
@@ -276,7 +343,9 @@ def resolve_backbone(name: str | None, weights: str | Path | None) -> tuple[str,
     return name, weights
 
 
-def encoder_from_weights_file(name: str | None, weights: str | Path | None, layer: int = -1) -> PatchEncoder:
-    """:func:`load_backbone` after :func:`resolve_backbone` (environment variables, file names)."""
+def encoder_from_weights_file(name: str | None, weights: str | Path | None, layer: int = -1,
+                              **options) -> PatchEncoder:
+    """:func:`load_backbone` (with ``options``) after :func:`resolve_backbone` (environment variables,
+    file names)."""
     name, weights = resolve_backbone(name, weights)
-    return load_backbone(name, weights=weights, layer=layer)
+    return load_backbone(name, weights=weights, layer=layer, **options)

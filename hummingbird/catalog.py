@@ -13,6 +13,10 @@ PRESET_NAMES = ("dino_vits16", "dino_vits8", "dino_vitb16", "dino_vitb8", "dinov
 
 RANDOM_WEIGHTS = "random"  # --weights value for a seeded random init
 
+# Position-embedding resampling rules (``hummingbird.pos_embed``) and protocol presets (``hummingbird.protocols``).
+POS_EMBED_RULES = ("official", "timm")
+PROTOCOL_PRESETS = ("default", "open-hbird")
+
 # Square input side by patch size when neither --input-size nor a bank gives one.
 DEFAULT_INPUT_SIZE = {14: 504, 8: 512, 16: 512}
 

@@ -17,11 +17,13 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
+from fungi_dense.variants import DEFAULT_VARIANT, VARIANTS
 from hummingbird import __version__
 from hummingbird.argtypes import (fraction, int_at_least, non_negative_float, non_negative_int, positive_float,
                                   positive_int, unit_interval)
-from hummingbird.catalog import (DATASET_KINDS, DEFAULT_INPUT_SIZE, DEFAULT_SPLITS,  # noqa: F401 (re-exported)
-                                 DEFAULT_RESIZE_MODE, PRESET_NAMES, RANDOM_WEIGHTS, RESIZE_MODES)
+from hummingbird.catalog import (DATASET_KINDS, DEFAULT_INPUT_SIZE, DEFAULT_RESIZE_MODE,  # noqa: F401 (re-exported)
+                                 DEFAULT_SPLITS, POS_EMBED_RULES, PRESET_NAMES, PROTOCOL_PRESETS, RANDOM_WEIGHTS,
+                                 RESIZE_MODES)
 from hummingbird.errors import BankError, ConfigError, HummingbirdError
 
 if TYPE_CHECKING:  # for annotations only; the commands import what they use when they run
@@ -33,6 +35,7 @@ if TYPE_CHECKING:  # for annotations only; the commands import what they use whe
     from hummingbird.backbones import PatchEncoder
     from hummingbird.memory import MemoryBank
     from hummingbird.pipeline import LoaderOptions
+    from hummingbird.protocols import Protocol
 
 MAX_CLASSES = 255  # class indices are stored in 8-bit masks whose value 255 means "ignored"
 
@@ -76,6 +79,11 @@ def _add_backbone_args(p: argparse.ArgumentParser, from_bank: bool) -> None:
     g.add_argument("--layer", type=int, default=None,
                    help="block whose tokens are used, negative counts from the end (default: the last"
                         + (", or the bank's)" if from_bank else ")"))
+    g.add_argument("--pos-embed", choices=POS_EMBED_RULES, default=None,
+                   help="position-embedding resampling to other input sizes: official (the DINO/DINOv2 code's "
+                        "bicubic by scale (n+0.1)/M, behind their published numbers) or timm (antialiased bicubic "
+                        "to size); default: official for DINO and DINOv2 presets, else timm"
+                        + ("; a bank's own" if from_bank else ""))
 
 
 def _add_feature_args(p: argparse.ArgumentParser) -> None:
@@ -97,7 +105,11 @@ def _add_feature_args(p: argparse.ArgumentParser) -> None:
                    help="share of support patches kept, in (0, 1]")
     g.add_argument("--fungi-support-index", default="Flat", help="faiss factory string for the support search")
     g.add_argument("--fungi-layer", default="blocks.-1.attn.proj", help="differentiated linear layer")
-    g.add_argument("--fungi-seed", type=non_negative_int, default=0, help="seed of the head and the projection")
+    g.add_argument("--fungi-objective-variant", choices=list(VARIANTS), default=DEFAULT_VARIANT,
+                   help=f"form of the InfoNCE objective (default: {DEFAULT_VARIANT}): "
+                        + "; ".join(f"{v.name}: {v.summary}" for v in VARIANTS.values()))
+    g.add_argument("--fungi-seed", type=non_negative_int, default=0,
+                   help="seed of the head, the projection and the per-image negative subsampling")
     g.add_argument("--fungi-weights", type=non_negative_float, nargs=2, default=(1.0, 1.0),
                    metavar=("TOKENS", "GRADIENTS"), help="weights of the normalised parts before the final "
                                                          "normalisation")
@@ -142,13 +154,29 @@ def _add_dataset_args(p: argparse.ArgumentParser, split_help: str) -> None:
                         "largest mask value + 1; voc: VOC's 21)")
 
 
+FILESET_HELP = ("ids to use: a shipped official file set by name (voc:1/128:42, voc:1/64:400, ade20k:1/8:783, "
+                "voc:full, voc:val; fractions 1/8, 1/64, 1/128, seeds 42, 400, 783, 1293, 4019) or a text file "
+                "of ids, one per line")
+
+
+def _add_protocol_preset_arg(g: argparse._ArgumentGroup, from_bank: bool = False) -> None:
+    g.add_argument("--protocol-preset", choices=PROTOCOL_PRESETS, default=None,
+                   help="default: this toolkit's settings; open-hbird: open-hummingbird-eval 2.0.0's in every point "
+                        "that changes its numbers (its normalisation, memory labels, patch selection, augmentation, "
+                        "Hungarian mIoU; README 'Fidelity') (default: "
+                        + ("the bank's, else default)" if from_bank else "default)"))
+
+
 def _add_memory_args(p: argparse.ArgumentParser, prefix: str = "") -> None:
     g = p.add_argument_group("memory bank")
-    g.add_argument(f"--{prefix}fileset", default=None, help="text file of training ids to use (data-efficient runs)")
+    g.add_argument(f"--{prefix}fileset", default=None, help="training " + FILESET_HELP)
     g.add_argument("--memory-size", type=positive_int, default=None,
-                   help="patches kept, class-balanced per image (default: every labelled patch)")
+                   help="patches kept per bank, the same number from each image, chosen by the protocol's "
+                        "selection (default: every labelled patch)")
     g.add_argument("--augmentation-epochs", type=positive_int, default=1, help="augmented passes over the images")
-    g.add_argument("--no-augment", action="store_true", help="plain resize instead of crop/flip/jitter")
+    g.add_argument("--no-augment", action="store_true",
+                   help="plain resize instead of the protocol's augmentation (default: crop/flip/jitter; "
+                        "open-hbird: jitter and crop)")
     g.add_argument("--fp16", action="store_true", help="store features as float16")
     g.add_argument("--shard-images", type=positive_int, default=None,
                    help="write a sharded bank folder (--out DIR), one shard per this many images (default "
@@ -176,6 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Encode a training split into a memory bank (.safetensors).")
     _add_dataset_args(p, "training split (default: trainaug for voc, training for ade20k, train for folder)")
     _add_memory_args(p)
+    _add_protocol_preset_arg(p.add_argument_group("protocol"))
     _add_backbone_args(p, from_bank=False)
     _add_feature_args(p)
     _add_runtime_args(p)
@@ -189,8 +218,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--train-split", default=None, help="build the memory from this split instead of --bank")
     p.add_argument("--save-bank", default=None, help="with --train-split: also write the bank here")
     _add_memory_args(p, prefix="train-")
-    p.add_argument("--fileset", default=None, help="text file of evaluation ids to use")
+    p.add_argument("--fileset", default=None, help="evaluation " + FILESET_HELP)
     g = p.add_argument_group("protocol")
+    _add_protocol_preset_arg(g, from_bank=True)
     g.add_argument("--protocol", choices=("hummingbird", "linear", "overcluster"), default="hummingbird",
                    help="hummingbird: kNN decoder over a memory; linear: linear probe trained on --train-split; "
                         "overcluster: k-means on the evaluation split's patches, clusters matched to classes")
@@ -279,8 +309,17 @@ def _device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def _protocol(args, bank_meta: dict | None = None) -> Protocol:
+    """--protocol-preset, defaulting to the one a bank was built with (a different one is refused when the
+    bank's metadata is checked)."""
+    from hummingbird.protocols import get_protocol
+
+    return get_protocol(getattr(args, "protocol_preset", None) or (bank_meta or {}).get("protocol_preset", "default"))
+
+
 def _encoder(args, bank_meta: dict | None = None) -> PatchEncoder:
-    """Backbone from --backbone/--weights/--layer, defaulting to what a bank was built with."""
+    """Backbone from --backbone/--weights/--layer/--pos-embed and the protocol's normalisation, defaulting
+    to what a bank was built with."""
     from hummingbird.backbones import encoder_from_weights_file
 
     meta = bank_meta or {}
@@ -288,7 +327,10 @@ def _encoder(args, bank_meta: dict | None = None) -> PatchEncoder:
     if weights is None and str(meta.get("weights", "")).startswith("random:"):
         weights = RANDOM_WEIGHTS
     layer = args.layer if args.layer is not None else meta.get("layer", -1)
-    return encoder_from_weights_file(args.backbone or meta.get("backbone"), weights, layer=layer).to(_device(args.device))
+    encoder = encoder_from_weights_file(args.backbone or meta.get("backbone"), weights, layer=layer,
+                                        pos_embed=args.pos_embed or meta.get("pos_embed"),
+                                        normalisation=_protocol(args, meta).normalisation)
+    return encoder.to(_device(args.device))
 
 
 def _input_size(args, encoder: PatchEncoder, bank_meta: dict | None = None) -> int:
@@ -305,7 +347,8 @@ def _fungi_config(args) -> FungiConfig:
                        temperature=args.fungi_temperature, projection=args.fungi_projection,
                        projection_dim=args.fungi_dim, projection_seed=args.fungi_seed,
                        token_weight=args.fungi_weights[0], gradient_weight=args.fungi_weights[1],
-                       pca_dim=args.fungi_pca_dim)
+                       pca_dim=args.fungi_pca_dim, objective_variant=args.fungi_objective_variant,
+                       negatives_seed=args.fungi_seed)
 
 
 def _features(args, encoder: PatchEncoder, size: int, bank_meta: dict | None = None,
@@ -313,7 +356,7 @@ def _features(args, encoder: PatchEncoder, size: int, bank_meta: dict | None = N
     """The feature source: a bank's own kind and settings, else --features and its options. FUNGI
     support memories are built from the training split when their file does not exist yet."""
     from fungi_dense.assemble import fungi_features
-    from fungi_dense.features import FungiConfig
+    from fungi_dense.features import config_from_metadata
     from hummingbird.features import TokenFeatures
     from hummingbird.transforms import EvalResize
 
@@ -321,11 +364,12 @@ def _features(args, encoder: PatchEncoder, size: int, bank_meta: dict | None = N
     kind = meta.get("feature_kind") or getattr(args, "features", "tokens")
     if kind == "tokens":
         return TokenFeatures(encoder)
-    config = FungiConfig.from_dict(meta["fungi"]) if meta else _fungi_config(args)
+    config = config_from_metadata(meta) if meta else _fungi_config(args)
     recorded = meta.get("fungi_support") or {}
     training = None
     if train_split is not None:
-        training = _dataset(args, train_split, EvalResize(size), train_fileset, min_side=encoder.patch_size)
+        training = _dataset(args, train_split, EvalResize(size), train_fileset, min_side=encoder.patch_size,
+                            role="memory")
     if args.fungi_support:  # a bank records the absolute path, usable from any working directory
         support = os.path.abspath(args.fungi_support)
     else:
@@ -351,10 +395,12 @@ def _bank_support_path(recorded: str | None, bank: str | None) -> str | None:
 
 
 def _dataset(args, split: str, transform, fileset: str | None = None, num_classes: int | None = None,
-             min_side: int = 1):
+             min_side: int = 1, role: str = "evaluation", bank_meta: dict | None = None):
+    """``args.dataset`` at ``split``, with the protocol's options for its ``role`` (memory or evaluation)."""
     from hummingbird.datasets import load_dataset
 
     extra = {"num_classes": num_classes or args.num_classes} if args.dataset in ("folder", "voc") else {}
+    extra.update(_protocol(args, bank_meta).dataset_options(args.dataset, role))
     dataset = load_dataset(args.dataset, args.data_root, split, transform, seed=args.seed, fileset=fileset, **extra)
     dataset.min_side = min_side
     return dataset
@@ -367,17 +413,24 @@ def _opts(args) -> LoaderOptions:
                          device=str(_device(args.device)), progress=not args.no_progress)
 
 
+def _memory_dataset(args, size: int, split: str, fileset: str | None, patch_size: int):
+    """The training images a memory is built from, with the protocol's augmentation (or a plain resize)."""
+    from hummingbird.transforms import EvalResize
+
+    transform = EvalResize(size) if args.no_augment else _protocol(args).memory_transform(size)
+    return _dataset(args, split, transform, fileset, min_side=patch_size, role="memory")
+
+
 def _build(args, features, size: int, split: str, fileset: str | None) -> MemoryBank:
     from hummingbird.pipeline import build_memory_bank
-    from hummingbird.transforms import EvalResize, MemoryAugment
 
-    dataset = _dataset(args, split, EvalResize(size) if args.no_augment else MemoryAugment(size), fileset,
-                       min_side=features.patch_size)
+    dataset = _memory_dataset(args, size, split, fileset, features.patch_size)
+    protocol = _protocol(args)
     print(f"memory: {len(dataset)} images of {dataset.root} [{split}], {dataset.num_classes} classes, "
-          f"{features.kind} features ({features.dim} dims)", file=sys.stderr)
+          f"{features.kind} features ({features.dim} dims), protocol preset {protocol.name}", file=sys.stderr)
     return build_memory_bank(features, dataset, size, memory_size=args.memory_size,
                              augmentation_epochs=args.augmentation_epochs, seed=args.seed, fp16=args.fp16,
-                             opts=_opts(args))
+                             opts=_opts(args), protocol=protocol)
 
 
 # ----------------------------------------------------------------------------- commands
@@ -408,7 +461,6 @@ def cmd_build_memory(args) -> int:
     import torch
 
     from hummingbird.shards import ShardedBank, build_sharded_bank, write_manifest
-    from hummingbird.transforms import EvalResize, MemoryAugment
 
     torch.manual_seed(args.seed)
     rank, world = _distributed()
@@ -427,11 +479,11 @@ def cmd_build_memory(args) -> int:
         print(f"wrote {args.out}: {len(bank)} patches x {bank.dim} dims, {bank.num_classes} classes")
         return 0
     shard_images = args.shard_images or 256
-    dataset = _dataset(args, split, EvalResize(size) if args.no_augment else MemoryAugment(size), args.fileset,
-                       min_side=features.patch_size)
+    dataset = _memory_dataset(args, size, split, args.fileset, features.patch_size)
     names = build_sharded_bank(features, dataset, args.out, size, memory_size=args.memory_size,
                                augmentation_epochs=args.augmentation_epochs, seed=args.seed, fp16=args.fp16,
-                               shard_images=shard_images, rank=rank, world=world, opts=_opts(args))
+                               shard_images=shard_images, rank=rank, world=world, opts=_opts(args),
+                               protocol=_protocol(args))
     print(f"rank {rank}/{world}: {len(names)} shards in {args.out}", file=sys.stderr)
     _barrier(world)
     if rank == 0:
@@ -463,7 +515,8 @@ def cmd_evaluate(args) -> int:
         encoder = _encoder(args, bank.metadata)
         size = _input_size(args, encoder, bank.metadata)
         features = _features(args, encoder, size, bank.metadata)
-        bank.check_compatible(dict(features.metadata(), input_size=size), source=args.bank)
+        bank.check_compatible(dict(features.metadata(), input_size=size,
+                                   protocol_preset=_protocol(args, bank.metadata).name), source=args.bank)
     else:
         encoder = _encoder(args)
         size = _input_size(args, encoder)
@@ -472,8 +525,9 @@ def cmd_evaluate(args) -> int:
         if args.save_bank:
             bank.save(args.save_bank)
     split = args.split or DEFAULT_SPLITS[args.dataset][1]
+    protocol = _protocol(args, bank.metadata)
     dataset = _dataset(args, split, EvalResize(size), args.fileset, num_classes=bank.num_classes,
-                       min_side=encoder.patch_size)
+                       min_side=encoder.patch_size, bank_meta=bank.metadata)
     if list(dataset.class_names) != bank.class_names:
         differ = [f"{i}: {a!r} vs {b!r}" for i, (a, b) in enumerate(zip(bank.class_names, dataset.class_names)) if a != b]
         raise BankError(f"{args.bank or 'memory bank'}: built for other classes than {dataset.root} "
@@ -496,10 +550,11 @@ def cmd_evaluate(args) -> int:
         dist.all_reduce(confusion.matrix, op=dist.ReduceOp.SUM)
         if rank > 0:
             return 0
-    result = summarise(confusion.matrix, list(dataset.class_names))
+    result = summarise(confusion.matrix, list(dataset.class_names), headline=protocol.headline_metric)
     result.update(num_images=len(dataset), seconds=round(time.perf_counter() - started, 3), processes=world)
     payload = {
-        "config": {"protocol": "hummingbird", "dataset": args.dataset, "data_root": str(dataset.root),
+        "config": {"protocol": "hummingbird", "protocol_preset": protocol.name, "dataset": args.dataset,
+                   "data_root": str(dataset.root),
                    "split": dataset.split, "fileset": args.fileset, "k": args.k, "temperature": args.temperature,
                    "index": args.index, "nprobe": args.nprobe, "input_size": size, "seed": args.seed},
         "bank": {k: v for k, v in bank.metadata.items() if k != "image_ids"},
@@ -577,7 +632,7 @@ def _bank_pipeline(args) -> BankPipeline:
     encoder = _encoder(args, bank.metadata)
     size = _input_size(args, encoder, bank.metadata)
     features = _features(args, encoder, size, bank.metadata)
-    bank.check_compatible(dict(features.metadata(), input_size=size), source=args.bank)
+    bank.check_compatible(dict(features.metadata(), input_size=size), source=args.bank)  # its own preset
     decoder = make_decoder(bank, k=args.k, temperature=args.temperature, index_spec=args.index, nprobe=args.nprobe)
     palette = palette_for(bank.metadata.get("dataset", "folder"), bank.num_classes)
     return BankPipeline(bank, encoder, features, size, decoder, palette)

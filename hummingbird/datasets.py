@@ -197,24 +197,41 @@ def _find_voc_root(root: Path) -> Path:
 
 
 class ADE20KSegmentation(SegmentationDataset):
-    """ADE20K SceneParsing (ADEChallengeData2016): 150 classes; raw 0 ("other") becomes 255 and
-    labels shift down by one, as in mmsegmentation (``reduce_zero_label``)."""
+    """ADE20K SceneParsing (ADEChallengeData2016), raw labels 0 ("other") .. 150.
+
+    ``other`` says what raw 0 becomes:
+
+    * ``"ignore"`` (default): 150 classes; 0 becomes 255 and labels shift down by one, as in
+      mmsegmentation (``reduce_zero_label``);
+    * ``"class"``: 151 classes, raw labels, "other" is class 0 (open-hummingbird-eval's memory);
+    * ``"ignore-unshifted"``: 151 classes, raw labels, "other" pixels ignored (open-hummingbird-eval's
+      evaluation: class 0 never occurs in the ground truth but is one of the classes its mean runs over).
+    """
 
     name = "ade20k"
     _SPLITS = {"train": "training", "training": "training", "val": "validation", "validation": "validation"}
+    OTHER = ("ignore", "class", "ignore-unshifted")
 
     def __init__(self, root: str | Path, split: str = "training", transform: PairedTransform | None = None,
-                 seed: int = 0):
+                 seed: int = 0, other: str = "ignore"):
         ade = _find_ade_root(Path(root))
         if split not in self._SPLITS:
             raise DatasetError(f"{ade}: unknown ADE20K split {split!r}; use training or validation")
+        if other not in self.OTHER:
+            raise DatasetError(f"ADE20K: other={other!r}; use one of {', '.join(self.OTHER)}")
         folder = self._SPLITS[split]
         samples = [SampleFiles(p.stem, p, ade / "annotations" / folder / f"{p.stem}.png")
                    for p in sorted((ade / "images" / folder).glob("*.jpg"))]
         _require_files(samples, ade)
-        super().__init__(ade, folder, samples, ADE20K_CLASSES, transform, seed)
+        self.other = other
+        classes = ADE20K_CLASSES if other == "ignore" else ("other", *ADE20K_CLASSES)
+        super().__init__(ade, folder, samples, classes, transform, seed)
 
     def decode_mask(self, raw: np.ndarray) -> np.ndarray:
+        if self.other == "class":
+            return raw
+        if self.other == "ignore-unshifted":
+            return np.where(raw == 0, IGNORE_INDEX, raw)
         return np.where(raw == 0, IGNORE_INDEX, raw - 1)
 
 
@@ -351,13 +368,16 @@ def _coco(variant: str):
 
 def load_dataset(kind: str, root: str | Path, split: str, transform: PairedTransform | None = None,
                  seed: int = 0, fileset: str | Path | None = None, **kwargs) -> SegmentationDataset:
-    """Open a dataset by kind (``voc``, ``ade20k``, ``folder``), optionally restricted to the ids of a
-    file-set list (one id per line)."""
+    """Open a dataset by kind (``voc``, ``ade20k``, ``folder``, ...), optionally restricted to the ids of a
+    file set: a text file of ids (one per line) or a shipped name such as ``voc:1/128:42``
+    (:mod:`hummingbird.filesets`)."""
     if kind not in DATASETS:
         raise DatasetError(f"unknown dataset kind {kind!r}; use one of {', '.join(DATASETS)}")
     dataset = DATASETS[kind](root, split, transform=transform, seed=seed, **kwargs)
     if fileset is not None:
-        dataset = dataset.subset(read_id_list(fileset), source=str(fileset))
+        from hummingbird.filesets import resolve_fileset
+
+        dataset = dataset.subset(read_id_list(resolve_fileset(fileset)), source=str(fileset))
     return dataset
 
 

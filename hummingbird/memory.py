@@ -19,10 +19,28 @@ import torch
 from hummingbird.errors import BankError
 from hummingbird.tensorfile import read_tensor_file, write_tensor_file
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: records pos_embed, normalisation and protocol_preset
 # Metadata fields that must agree between a bank and the pipeline that queries it.
-COMPATIBILITY_FIELDS = ("backbone", "weights", "layer", "patch_size", "feature_kind", "feature_dim", "input_size",
-                        "fungi")
+COMPATIBILITY_FIELDS = ("backbone", "weights", "layer", "patch_size", "pos_embed", "normalisation", "feature_kind",
+                        "feature_dim", "input_size", "fungi", "protocol_preset")
+
+
+def with_legacy_encoder_fields(meta: dict) -> dict:
+    """Metadata written before encoders recorded them, completed with what the encoder used then: timm's
+    position-embedding resampling and the backbone's pretrained-config normalisation."""
+    if "pos_embed" in meta and "normalisation" in meta:
+        return meta
+    from hummingbird.backbones import legacy_normalisation
+
+    return {"pos_embed": "timm", "normalisation": legacy_normalisation(meta.get("backbone")), **meta}
+
+
+def upgrade_metadata(meta: dict) -> dict:
+    """Metadata of a version-1 bank completed with what its pipeline used then (see
+    :func:`with_legacy_encoder_fields`) and the default protocol."""
+    if meta.get("format_version", FORMAT_VERSION) >= 2:
+        return meta
+    return {"protocol_preset": "default", **with_legacy_encoder_fields(meta)}
 
 
 def check_metadata(recorded: dict, pipeline: dict, fields: tuple[str, ...], source: str, what: str = "bank") -> None:
@@ -105,7 +123,8 @@ class MemoryBank:
         if expected != actual:
             raise BankError(f"{path}: bank checksum mismatch (stored {str(expected)[:20]}…, computed "
                             f"{actual[:20]}…); the file is corrupted")
-        return cls(tensors["features"], tensors["labels"], tensors["sources"], tensors["views"], meta)
+        return cls(tensors["features"], tensors["labels"], tensors["sources"], tensors["views"],
+                   upgrade_metadata(meta))
 
     def check_compatible(self, pipeline: dict, source: str = "memory bank") -> None:
         """Raise :class:`BankError` listing every field where the bank and ``pipeline`` differ."""

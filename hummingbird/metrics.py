@@ -36,8 +36,8 @@ class ConfusionMatrix:
 def scores(matrix: torch.Tensor | np.ndarray, class_names: list[str] | None = None) -> dict:
     """mIoU, per-class IoU, pixel accuracy and mean class accuracy of a confusion matrix.
 
-    IoU of class c is ``TP / (TP + FP + FN)``; classes that appear neither in the ground truth nor in
-    the predictions (union 0) are reported as ``None`` and left out of the mean.
+    The plain mIoU: no matching; IoU of class c is ``TP / (TP + FP + FN)``; classes that appear neither
+    in the ground truth nor in the predictions (union 0) are reported as ``None`` and left out of the mean.
     """
     m = torch.as_tensor(matrix, dtype=torch.float64)
     tp = m.diag()
@@ -54,15 +54,27 @@ def scores(matrix: torch.Tensor | np.ndarray, class_names: list[str] | None = No
     }
 
 
-def hungarian_scores(matrix: torch.Tensor | np.ndarray, class_names: list[str] | None = None) -> dict:
-    """:func:`scores` after relabelling predictions by the one-to-one class matching that maximises
-    correctly labelled pixels (scipy's Hungarian solver), as open-hummingbird-eval reports."""
-    m = np.asarray(matrix, dtype=np.int64)
-    gt_idx, pred_idx = linear_sum_assignment(m, maximize=True)
-    matched = m[:, pred_idx[np.argsort(gt_idx)]]  # column j is now the prediction matched to class j
-    out = scores(matched, class_names)
-    out["matching"] = {int(p): int(g) for g, p in zip(gt_idx, pred_idx)}
-    return out
+def open_hbird_hungarian_scores(matrix: torch.Tensor | np.ndarray, class_names: list[str] | None = None) -> dict:
+    """The Hungarian-matched mIoU that open-hummingbird-eval 2.0.0 reports.
+
+    Predicted classes are matched one-to-one to ground-truth classes by the assignment that maximises
+    the summed IoU (scipy's Hungarian solver on the ``(C, C)`` IoU matrix); each class's IoU is then
+    ``TP / (TP + FP + FN)`` of the matched prediction, **0 for classes absent from both** ground truth
+    and predictions, and the mean runs over all ``C`` classes.
+
+    Returns:
+        ``{"mIoU", "per_class_iou", "matching"}``; ``matching`` maps predicted class → ground-truth class.
+    """
+    m = torch.as_tensor(np.asarray(matrix), dtype=torch.float64)
+    gt, pred = m.sum(1, keepdim=True), m.sum(0, keepdim=True)
+    iou_matrix = m / (gt + pred - m).clamp_min(1e-8)  # (gt class, predicted class)
+    gt_idx, pred_idx = linear_sum_assignment(iou_matrix.numpy(), maximize=True)
+    matched = m[:, pred_idx[np.argsort(gt_idx)]]  # column j: the prediction matched to class j
+    tp = matched.diag()
+    iou = tp / (matched.sum(1) + matched.sum(0) - tp).clamp_min(1e-8)
+    names = class_names or [f"class_{i}" for i in range(len(tp))]
+    return {"mIoU": float(iou.mean()), "per_class_iou": {n: float(v) for n, v in zip(names, iou)},
+            "matching": {int(p): int(g) for g, p in zip(gt_idx, pred_idx)}}
 
 
 def _nanmean(values: torch.Tensor) -> float:

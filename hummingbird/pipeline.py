@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -18,9 +18,8 @@ from hummingbird.errors import ConfigError
 from hummingbird.features import TokenFeatures
 from hummingbird.index import EXACT, NeighbourIndex
 from hummingbird.memory import MemoryBank
-from hummingbird.metrics import ConfusionMatrix, hungarian_scores, scores
-from hummingbird.patch_labels import patch_label_distributions
-from hummingbird.sampling import class_balanced_selection
+from hummingbird.metrics import ConfusionMatrix, open_hbird_hungarian_scores, scores
+from hummingbird.protocols import PROTOCOLS, Protocol
 
 
 SELECTION_SALT = 0x5BD1E995  # decorrelates an image's patch selection from its augmentation
@@ -45,14 +44,14 @@ def _loader(dataset: SegmentationDataset, opts: LoaderOptions,
 def build_memory_bank(features: TokenFeatures, dataset: SegmentationDataset, input_size: int,
                       memory_size: int | None = None, augmentation_epochs: int = 1, seed: int = 0,
                       fp16: bool = False, opts: LoaderOptions | None = None, indices: Sequence[int] | None = None,
-                      epochs: Sequence[int] | None = None) -> MemoryBank:
+                      epochs: Sequence[int] | None = None, protocol: Protocol = PROTOCOLS["default"]) -> MemoryBank:
     """Encode every image of ``dataset`` (``augmentation_epochs`` augmented passes) into a bank.
 
     Args:
         features: feature source, already on ``opts.device``.
         dataset: annotated images whose transform outputs ``input_size``-square crops.
-        memory_size: total patches to keep (class-balanced per image: ``memory_size //
-            (len(dataset) * augmentation_epochs)`` each); ``None`` keeps every labelled patch.
+        memory_size: total patches to keep (``memory_size // (len(dataset) * augmentation_epochs)`` per
+            image, chosen by the protocol's selection); ``None`` keeps every labelled patch.
         fp16: store features as float16 (half the memory; labels stay float32).
         indices, epochs: encode only these images and augmentation epochs (one shard of a sharded
             build); the per-image budget still follows the whole dataset, so shards concatenate to the
@@ -74,15 +73,14 @@ def build_memory_bank(features: TokenFeatures, dataset: SegmentationDataset, inp
         for batch in tqdm(_loader(dataset, opts, indices), desc=desc, disable=not opts.progress, unit="batch"):
             f = features(batch["image"].to(opts.device), image_ids=list(batch["id"])).cpu()  # (B, h, w, D)
             b, h, w, d = f.shape
-            dists = patch_label_distributions(batch["mask"], features.patch_size, dataset.num_classes,
-                                              IGNORE_INDEX).view(b, h * w, -1)
+            dists = protocol.patch_labels(batch["mask"], features.patch_size, dataset.num_classes).view(b, h * w, -1)
             f = f.reshape(b, h * w, d)
             if per_image is None:
                 keep = dists.sum(-1) > 0  # every patch with at least one labelled pixel
                 img, patch = keep.nonzero(as_tuple=True)
             else:
                 seeds = [dataset.sample_seed(int(i)) ^ SELECTION_SALT for i in batch["index"]]
-                chosen = class_balanced_selection(dists, per_image, seeds)
+                chosen = protocol.select(dists, per_image, seeds)
                 img, slot = (chosen >= 0).nonzero(as_tuple=True)
                 patch = chosen[img, slot]
             feats.append(f[img, patch].to(torch.float16 if fp16 else torch.float32))
@@ -104,6 +102,7 @@ def build_memory_bank(features: TokenFeatures, dataset: SegmentationDataset, inp
         "memory_size": memory_size,
         "augmentation_epochs": augmentation_epochs,
         "seed": seed,
+        "protocol_preset": protocol.name,
         "augmentation": type(dataset.transform).__name__ if dataset.transform else None,
         "feature_dtype": "float16" if fp16 else "float32",
         "build_seconds": round(time.perf_counter() - started, 3),
@@ -144,22 +143,37 @@ def confusion_of(features: TokenFeatures, decoder: HummingbirdDecoder, dataset: 
     return confusion
 
 
-def summarise(confusion: torch.Tensor, class_names: list[str]) -> dict:
-    """mIoU (plain and Hungarian-matched), per-class IoU, accuracies and the matrix itself."""
+def predictions(features: TokenFeatures, decoder: HummingbirdDecoder, dataset: SegmentationDataset,
+                opts: LoaderOptions | None = None) -> Iterator[tuple[list[str], torch.Tensor, torch.Tensor]]:
+    """Per batch of ``dataset``: image ids, predicted label maps ``(B, S, S)`` int64 and ground truth
+    ``(B, S, S)`` at the evaluation size."""
+    opts = opts or LoaderOptions()
+    for batch in tqdm(_loader(dataset, opts), desc="predict", disable=not opts.progress, unit="batch"):
+        masks = batch["mask"]
+        query = features(batch["image"].to(opts.device), image_ids=list(batch["id"])).cpu()
+        yield list(batch["id"]), decoder.predict(query, tuple(masks.shape[-2:])), masks
+
+
+def summarise(confusion: torch.Tensor, class_names: list[str], headline: str = "mIoU") -> dict:
+    """Scores of a ``(C, C)`` confusion matrix, each named for what it is: ``mIoU`` (plain, no matching,
+    mean over the classes that occur), ``open_hbird_hungarian_mIoU`` (open-hummingbird-eval's Hungarian
+    matching, mean over all classes), per-class IoU of both, accuracies, and the matrix itself.
+    ``headline`` names the one a protocol reports."""
     result = scores(confusion, class_names)
-    result["hungarian"] = {k: v for k, v in hungarian_scores(confusion, class_names).items()
-                           if k in ("mIoU", "pixel_accuracy")}
+    matched = open_hbird_hungarian_scores(confusion, class_names)
+    result["open_hbird_hungarian_mIoU"] = matched.pop("mIoU")
+    result["open_hbird_hungarian"] = matched
+    result["headline"] = headline
     result["confusion_matrix"] = confusion.tolist()
     return result
 
 
 def evaluate(features: TokenFeatures, decoder: HummingbirdDecoder, dataset: SegmentationDataset,
-             opts: LoaderOptions | None = None) -> dict:
-    """mIoU (plain and Hungarian-matched), per-class IoU and pixel accuracy of ``decoder`` on
-    ``dataset`` (whose transform resizes to the evaluation size)."""
+             opts: LoaderOptions | None = None, headline: str = "mIoU") -> dict:
+    """:func:`summarise` of ``decoder`` on ``dataset`` (whose transform resizes to the evaluation size)."""
     started = time.perf_counter()
     confusion = confusion_of(features, decoder, dataset, opts)
-    result = summarise(confusion.matrix, list(dataset.class_names))
+    result = summarise(confusion.matrix, list(dataset.class_names), headline)
     result.update(num_images=len(dataset), seconds=round(time.perf_counter() - started, 3))
     return result
 

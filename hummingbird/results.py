@@ -16,6 +16,12 @@ def write_json(path: str | Path, payload: dict) -> Path:
     return Path(path)
 
 
+METRIC_LABELS = {
+    "mIoU": "mIoU (plain: no matching, classes that occur)",
+    "open_hbird_hungarian_mIoU": "mIoU (open-hummingbird-eval: Hungarian, all classes)",
+}
+
+
 def format_scores(result: dict) -> str:
     """Per-class IoU table followed by the summary lines of an evaluation result."""
     per_class = result["per_class_iou"]
@@ -24,8 +30,10 @@ def format_scores(result: dict) -> str:
     for name, iou in per_class.items():
         lines.append(f"{name:<{width}}  {'  n/a' if iou is None else f'{100 * iou:5.1f}'}")
     lines.append("")
-    lines.append(f"mIoU            {100 * result['mIoU']:.2f}")
-    if "hungarian" in result:
-        lines.append(f"mIoU (Hungarian) {100 * result['hungarian']['mIoU']:.2f}")
-    lines.append(f"pixel accuracy  {100 * result['pixel_accuracy']:.2f}")
+    headline = result.get("headline", "mIoU")
+    for key, label in METRIC_LABELS.items():
+        if key in result:
+            mark = "  <- reported by this protocol" if key == headline else ""
+            lines.append(f"{label:<48} {100 * result[key]:6.2f}{mark}")
+    lines.append(f"{'pixel accuracy':<48} {100 * result['pixel_accuracy']:6.2f}")
     return "\n".join(lines)

@@ -24,7 +24,7 @@ import torch
 
 from hummingbird.datasets import SegmentationDataset
 from hummingbird.errors import BankError
-from hummingbird.memory import COMPATIBILITY_FIELDS, MemoryBank, check_metadata
+from hummingbird.memory import COMPATIBILITY_FIELDS, MemoryBank, check_metadata, upgrade_metadata
 from hummingbird.results import write_json
 
 MANIFEST = "manifest.json"
@@ -63,14 +63,16 @@ def shard_plan(num_images: int, epochs: int, shard_images: int) -> list[tuple[in
 def build_sharded_bank(features, dataset: SegmentationDataset, out_dir: str | Path, input_size: int,
                        memory_size: int | None = None, augmentation_epochs: int = 1, seed: int = 0,
                        fp16: bool = False, shard_images: int = 256, rank: int = 0, world: int = 1,
-                       opts=None) -> list[str]:
+                       opts=None, protocol=None) -> list[str]:
     """Encode this rank's shards into ``out_dir`` (skipping shards already there); returns their names.
 
     Shard ``i`` of the plan belongs to rank ``i % world``. Call :func:`write_manifest` once every rank
-    has finished.
+    has finished. ``protocol``: see :func:`hummingbird.pipeline.build_memory_bank` (default: ``default``).
     """
     from hummingbird.pipeline import build_memory_bank
+    from hummingbird.protocols import PROTOCOLS
 
+    protocol = protocol or PROTOCOLS["default"]
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
@@ -81,7 +83,7 @@ def build_sharded_bank(features, dataset: SegmentationDataset, out_dir: str | Pa
         if not path.is_file():  # shards on disk are complete (atomic writes): resume after them
             part = build_memory_bank(features, dataset, input_size, memory_size=memory_size,
                                      augmentation_epochs=augmentation_epochs, seed=seed, fp16=fp16, opts=opts,
-                                     indices=range(start, end), epochs=[epoch])
+                                     indices=range(start, end), epochs=[epoch], protocol=protocol)
             part.metadata.update(shard={"epoch": epoch, "start": start, "end": end})
             part.save(path)
         written.append(path.name)
@@ -147,7 +149,7 @@ class ShardedBank:
         if not manifest.is_file():
             raise BankError(f"{self.directory}: no {MANIFEST} (an unfinished sharded build? run it again to resume)")
         data = json.loads(manifest.read_text())
-        self.metadata = data["metadata"]
+        self.metadata = upgrade_metadata(data["metadata"])
         self.shard_files = [self.directory / s["file"] for s in data["shards"]]
         arrays = [mmap_tensors(p) for p in self.shard_files]
         for p, a, s in zip(self.shard_files, arrays, data["shards"]):

@@ -1,7 +1,8 @@
-"""Locating real weights and images: HUMMINGBIRD_* variables first, then ../shared/."""
+"""Locating real weights, images and peer answers: HUMMINGBIRD_* variables first, then ../shared/."""
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -13,13 +14,21 @@ SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 WEIGHT_SUFFIXES = (".pth", ".safetensors", ".bin")
 
 
+def _listed_presets(folder: Path) -> dict[str, str]:
+    """``weights.json`` of a weights folder: file name → backbone preset (names there are not official)."""
+    listing = folder / "weights.json"
+    return {e["file"]: e["backbone"] for e in json.loads(listing.read_text())} if listing.is_file() else {}
+
+
 def real_weights() -> tuple[str, Path]:
     """(preset, weights path) or skip."""
     path = os.environ.get("HUMMINGBIRD_WEIGHTS")
-    candidates = [Path(path)] if path else sorted(p for p in (SHARED / "weights").glob("*")
-                                                  if p.suffix in WEIGHT_SUFFIXES) if (SHARED / "weights").is_dir() else []
+    folder = SHARED / "weights"
+    candidates = [Path(path)] if path else sorted(p for p in folder.glob("*")
+                                                  if p.suffix in WEIGHT_SUFFIXES) if folder.is_dir() else []
+    listed = _listed_presets(folder)
     for candidate in candidates:
-        name = os.environ.get("HUMMINGBIRD_BACKBONE") or preset_from_filename(candidate)
+        name = os.environ.get("HUMMINGBIRD_BACKBONE") or listed.get(candidate.name) or preset_from_filename(candidate)
         if candidate.is_file() and name:
             return name, candidate
     pytest.skip("no real weights: set HUMMINGBIRD_WEIGHTS (and HUMMINGBIRD_BACKBONE) or add ../shared/weights/")
@@ -32,3 +41,19 @@ def real_voc() -> Path:
         if any((candidate / sub / "JPEGImages").is_dir() for sub in ("", "VOC2012", "VOCdevkit/VOC2012")):
             return candidate
     pytest.skip("no real Pascal VOC images: set HUMMINGBIRD_DATA or add ../shared/voc/")
+
+
+def real_ade20k() -> Path:
+    """An ADEChallengeData2016 root or skip."""
+    root = SHARED / "ade20k" / "ADEChallengeData2016"
+    if (root / "images").is_dir() and (root / "annotations").is_dir():
+        return root
+    pytest.skip("no real ADE20K pairs: add ../shared/ade20k/ADEChallengeData2016/")
+
+
+def real_peer(name: str) -> Path:
+    """A peer's answers folder under ../shared/peers/ or skip."""
+    folder = SHARED / "peers" / name
+    if folder.is_dir() and any(folder.iterdir()):
+        return folder
+    pytest.skip(f"no peer answers: ../shared/peers/{name}/ is absent")

@@ -41,8 +41,10 @@ def test_help_runs_and_shows_every_default(command):
 
 def test_catalog_names_match_the_implementations():
     from hummingbird.backbones import PRESETS
-    from hummingbird.catalog import DATASET_KINDS, PRESET_NAMES
+    from hummingbird.catalog import DATASET_KINDS, PRESET_NAMES, PROTOCOL_PRESETS
     from hummingbird.datasets import DATASETS
+    from hummingbird.protocols import PROTOCOLS
 
     assert PRESET_NAMES == tuple(PRESETS)
     assert DATASET_KINDS == tuple(DATASETS)
+    assert PROTOCOL_PRESETS == tuple(PROTOCOLS)

@@ -5,6 +5,9 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -41,7 +44,34 @@ def test_table_rows_resume_and_summary(folder_dataset, tmp_path):
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert [(r["feature_kind"], r["memory_size"]) for r in summary["rows"]] == [
         ("tokens", 32), ("tokens", 64), ("fungi-fast", 32), ("fungi-fast", 64)]
-    assert "| dino_vits16 | tokens | full | 32 |" in (tmp_path / "run" / "summary.md").read_text()
+    assert "| dino_vits16 | tokens | default | full | 1 | 32 |" in (tmp_path / "run" / "summary.md").read_text()
+
+
+def test_table_runs_five_seeds_of_a_named_file_set_and_reports_mean_and_std(folder_dataset, tmp_path, monkeypatch):
+    table = _load("eval/hbird_table.py")
+    from hummingbird.filesets import SEEDS
+
+    lists = tmp_path / "filesets" / "voc" / "1_div_128"
+    lists.mkdir(parents=True)
+    for i, seed in enumerate(SEEDS):  # five different 3-image subsets of the 8 training images
+        (lists / f"trainaug_128_{seed}.txt").write_text("\n".join(f"img{(i + j) % 8:03d}" for j in range(3)) + "\n")
+    monkeypatch.setenv("HUMMINGBIRD_FILESETS", str(tmp_path / "filesets"))
+    args = ["--dataset", "folder", "--data-root", str(folder_dataset), "--backbone", "dino_vits16", "--weights",
+            "random", "--input-size", "64", "--memory-sizes", "48", "--k", "5", "--no-full", "--filesets", "voc:1/128",
+            "--protocol-preset", "open-hbird", "--num-workers", "0", "--batch-size", "4", "--out-dir", str(tmp_path / "r")]
+    assert table.main(args) == 0
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert sorted(r["row"] for r in summary["rows"]) == sorted(
+        f"folder_dino_vits16_tokens_open-hbird_voc-1-128-s{s}_m48" for s in SEEDS)
+    assert all(r["protocol_preset"] == "open-hbird" and r["headline"] == "open_hbird_hungarian_mIoU"
+               and r["train_images"] == 3 for r in summary["rows"])
+    (group,) = summary["aggregates"]
+    values = [r["open_hbird_hungarian_mIoU"] for r in summary["rows"]]
+    assert group["seeds"] == 5 and group["train_set"] == "voc:1/128"
+    assert group["open_hbird_hungarian_mIoU"]["mean"] == pytest.approx(sum(values) / 5)
+    assert group["open_hbird_hungarian_mIoU"]["std"] == pytest.approx(float(np.std(values, ddof=1)))
+    mean, std = group["mIoU"]["mean"], group["mIoU"]["std"]
+    assert f"| 5 | 48 | {100 * mean:.1f} ± {100 * std:.1f} |" in (tmp_path / "r" / "summary.md").read_text()
 
 
 def test_table_with_sharded_banks_matches_in_memory(folder_dataset, tmp_path):

@@ -5,13 +5,16 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange
 
-from fungi_dense.features import FungiConfig, FungiFeatures, fit_pca
+from fungi_dense.features import FungiConfig, FungiFeatures, config_from_metadata, fit_pca
 from fungi_dense.gradients import leaf_output, resolve_layer, tokens_and_layer_grads
 from fungi_dense.objectives import infonce_loss, kl_uniform_loss
 from fungi_dense.projection import DenseProjection, KhatriRaoProjection
 from fungi_dense.support import SupportMemory, build_support_memory
+from fungi_dense.variants import VARIANTS
 from hummingbird.backbones import load_backbone
 from hummingbird.datasets import load_dataset
+from hummingbird.errors import BankError, ConfigError
+from hummingbird.memory import MemoryBank
 from hummingbird.pipeline import LoaderOptions, build_memory_bank, evaluate, make_decoder
 from hummingbird.transforms import EvalResize
 
@@ -77,15 +80,48 @@ def test_per_token_gradient_matches_torch_func_per_sample_gradients(encoder, sup
     assert ref_w[:, :prefix].abs().max() == 0  # the CLS token's gradient is zero: it is not in any loss
 
 
-def test_features_of_an_image_do_not_depend_on_its_batch(encoder, support):
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_features_of_an_image_do_not_depend_on_its_batch(encoder, support, variant):
     torch.manual_seed(2)
     images = torch.rand(3, 3, 32, 32)
-    fungi = FungiFeatures(encoder, support, FungiConfig(objectives=("infonce", "kl"), projection="fast"))
+    fungi = FungiFeatures(encoder, support, FungiConfig(objectives=("infonce", "kl"), projection="fast",
+                                                        objective_variant=variant))
     together = fungi(images, ["q0", "q1", "q2"])
     alone = fungi(images[1:2], ["q1"])
+    reordered = fungi(images.flip(0), ["q2", "q1", "q0"])
     torch.testing.assert_close(alone[0], together[1], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(reordered.flip(0), together, atol=1e-5, rtol=1e-5)
     assert together.shape == (3, 2, 2, 384 * 3) and fungi.dim == 384 * 3
     torch.testing.assert_close(together.norm(dim=-1), torch.ones(3, 2, 2))
+
+
+def test_old_bank_without_objective_variant_means_patchwise(encoder, support, tmp_path):
+    """Banks written before objective variants record no variant or negatives seed: they load as the
+    patchwise objective they were built with, and pass the compatibility check."""
+    config = FungiConfig(objective_variant="patchwise", projection="fast")
+    images = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(3))
+    fungi = FungiFeatures(encoder, support, config)
+    old_record = {k: v for k, v in config.to_dict().items() if k not in ("objective_variant", "negatives_seed")}
+    meta = dict(fungi.metadata(), fungi=old_record, input_size=32)
+    loaded = config_from_metadata(meta)
+    assert loaded == config and meta["fungi"] == config.to_dict()
+    torch.testing.assert_close(FungiFeatures(encoder, support, loaded)(images), fungi(images))
+    bank = MemoryBank(torch.zeros(1, fungi.dim), torch.ones(1, 2), torch.zeros(1, 3, dtype=torch.int32),
+                      torch.zeros(1, 6, dtype=torch.int32), dict(fungi.metadata(), fungi=old_record, input_size=32))
+    bank.save(tmp_path / "old.safetensors")
+    old = MemoryBank.load(tmp_path / "old.safetensors")
+    config_from_metadata(old.metadata)
+    old.check_compatible(dict(fungi.metadata(), input_size=32))
+    with pytest.raises(BankError, match="fungi"):
+        old.check_compatible(dict(FungiFeatures(encoder, support, FungiConfig(objective_variant="pooled")).metadata(),
+                                  input_size=32))
+
+
+def test_unknown_objective_variant_is_a_clear_error():
+    with pytest.raises(ConfigError, match="--fungi-objective-variant 'nope': choose from dense-reference"):
+        FungiConfig(objective_variant="nope")
+    with pytest.raises(ConfigError, match="fetches 5 neighbours per token"):
+        FungiConfig(objective_variant="dense-reference", negatives=6)
 
 
 def test_negatives_skip_patches_of_the_same_image(support):
@@ -166,16 +202,19 @@ def test_support_round_trip_and_mismatch(encoder, support, tmp_path):
 
 def test_cli_fungi_build_evaluate_segment(folder_dataset, tmp_path, capsys):
     from hummingbird.cli import main
-    from hummingbird.memory import MemoryBank
 
     bank_path, support_path = tmp_path / "bank.safetensors", tmp_path / "support.safetensors"
     common = ["--weights", "random", "--num-workers", "0", "--no-progress"]
     assert main(["build-memory", "--dataset", "folder", "--data-root", str(folder_dataset), "--split", "train",
                  "--backbone", "dino_vits16", "--input-size", "64", "--no-augment", "--features", "fungi",
                  "--fungi-support", str(support_path), "--fungi-objectives", "infonce", "kl",
-                 "--fungi-dim", "128", "--out", str(bank_path), *common]) == 0
+                 "--fungi-dim", "128", "--fungi-objective-variant", "dense-reference", "--fungi-seed", "3",
+                 "--out", str(bank_path), *common]) == 0
     bank = MemoryBank.load(bank_path)
     assert bank.dim == 384 + 2 * 128 and bank.metadata["fungi"]["objectives"] == ["infonce", "kl"]
+    recorded = bank.metadata["fungi"]
+    assert recorded["objective_variant"] == "dense-reference"
+    assert recorded["head_seed"] == recorded["projection_seed"] == recorded["negatives_seed"] == 3
     assert bank.metadata["fungi_support"]["sha256"] == SupportMemory.load(support_path).sha256
     results = tmp_path / "r.json"
     assert main(["evaluate", "--dataset", "folder", "--data-root", str(folder_dataset), "--bank", str(bank_path),
@@ -191,3 +230,15 @@ def test_cli_fungi_build_evaluate_segment(folder_dataset, tmp_path, capsys):
                  "--fungi-support", str(other), "--out", str(results), *common])
     err = capsys.readouterr().err
     assert code == 2 and "other.safetensors" in err and ("differs" in err or "readable" in err)
+
+
+@pytest.mark.parametrize("name", ["dino_vits16", "dinov2_vits14_reg"])
+def test_prefix_tokens_come_from_the_same_pass_as_the_patch_tokens(name):
+    enc = load_backbone(name, weights="random", depth=1, seed=2)
+    x = enc.normalise(torch.rand(2, 3, 2 * enc.patch_size, 3 * enc.patch_size))
+    with torch.no_grad():
+        tokens, prefix = enc.tokens_and_prefix_from_normalised(x)
+        sequence = enc.model.forward_features(x)  # final norm over every token, prefix first
+    assert prefix.shape == (2, enc.num_prefix_tokens, enc.embed_dim) and tokens.shape == (2, 2, 3, enc.embed_dim)
+    torch.testing.assert_close(prefix, sequence[:, : enc.num_prefix_tokens])
+    torch.testing.assert_close(tokens.reshape(2, 6, -1), sequence[:, enc.num_prefix_tokens:])

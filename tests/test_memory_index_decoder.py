@@ -11,7 +11,7 @@ from hummingbird.decoder import HummingbirdDecoder, soft_labels
 from hummingbird.errors import BankError, ConfigError
 from hummingbird.index import NeighbourIndex
 from hummingbird.memory import MemoryBank
-from hummingbird.metrics import ConfusionMatrix, hungarian_scores, scores
+from hummingbird.metrics import ConfusionMatrix, open_hbird_hungarian_scores, scores
 
 
 def _bank(n=50, d=8, c=3, dtype=torch.float32):
@@ -132,5 +132,22 @@ def test_hungarian_matching_undoes_permuted_labels():
     cm = ConfusionMatrix(3)
     cm.update(renamed, target)
     assert scores(cm.matrix)["mIoU"] == 0.0
-    matched = hungarian_scores(cm.matrix)
+    matched = open_hbird_hungarian_scores(cm.matrix)
     assert matched["mIoU"] == pytest.approx(1.0) and matched["matching"] == {2: 0, 0: 1, 1: 2}
+
+
+def test_open_hbird_hungarian_maximises_summed_iou_not_matched_pixels():
+    # rows: ground truth, columns: predictions. Matching by pixels keeps the identity (24 + 3 = 27 > 18 + 7);
+    # by IoU the swap wins (18/45 + 7/34 = 0.6059 > 24/49 + 3/28 = 0.5970).
+    matrix = torch.tensor([[24, 18], [7, 3]])
+    result = open_hbird_hungarian_scores(matrix, ["a", "b"])
+    assert result["matching"] == {1: 0, 0: 1}
+    assert result["per_class_iou"] == pytest.approx({"a": 18 / 45, "b": 7 / 34})
+    assert result["mIoU"] == pytest.approx((18 / 45 + 7 / 34) / 2)
+
+
+def test_open_hbird_hungarian_counts_absent_classes_as_zero():
+    matrix = torch.tensor([[4, 0, 0], [0, 0, 0], [0, 0, 2]])
+    assert scores(matrix)["mIoU"] == pytest.approx(1.0)  # plain: class 1 is left out
+    result = open_hbird_hungarian_scores(matrix)
+    assert result["per_class_iou"]["class_1"] == 0.0 and result["mIoU"] == pytest.approx(2 / 3)

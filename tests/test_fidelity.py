@@ -1,0 +1,32 @@
+"""The open-hbird preset against open-hummingbird-eval's own answers on real VOC images (skipped when
+../shared/ lacks them)."""
+
+import pytest
+
+from hummingbird.backbones import load_backbone
+from hummingbird.classes import VOC_CLASSES
+from hummingbird.features import TokenFeatures
+from hummingbird.fidelity import PeerAnswers, compare_with_peer, reproduce_peer
+from hummingbird.pipeline import LoaderOptions
+from hummingbird.protocols import PROTOCOLS
+from realdata import real_peer, real_voc, real_weights
+
+pytestmark = pytest.mark.realdata
+
+
+def test_open_hbird_preset_reproduces_the_peer_pixel_for_pixel():
+    peer = PeerAnswers.load(real_peer("open-hbird"))
+    name, weights = real_weights()
+    root = real_voc()
+    encoder = load_backbone(name, weights=weights, normalisation=PROTOCOLS["open-hbird"].normalisation)
+    pred, gt = reproduce_peer(peer, root, TokenFeatures(encoder), LoaderOptions(batch_size=10, num_workers=2,
+                                                                               progress=False))
+    report = compare_with_peer(pred, gt, peer, list(VOC_CLASSES))
+    print(f"\npixel agreement {report['pixel_agreement']:.5f} on {report['pixels_compared']} pixels; "
+          f"Hungarian mIoU ours {report['ours']['open_hbird_hungarian_mIoU']:.5f}, peer "
+          f"{report['peer']['reported_mIoU']:.5f}")
+    assert report["ground_truth_identical"] and report["peer_confusion_matches_its_pixels"]
+    assert report["pixel_agreement"] >= 0.999
+    assert report["ours"]["open_hbird_hungarian_mIoU"] == pytest.approx(peer.settings["peer_reported_mIoU"], abs=1e-3)
+    # the peer's own confusion matrix, scored by our metric, gives the number it reported
+    assert report["peer"]["open_hbird_hungarian_mIoU"] == pytest.approx(peer.settings["peer_reported_mIoU"], abs=1e-9)
