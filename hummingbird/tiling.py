@@ -21,7 +21,6 @@ import math
 import numpy as np
 import torch
 from PIL import Image
-from torchvision.transforms.v2 import functional as TF
 
 from hummingbird.catalog import RESIZE_MODES  # noqa: F401 (re-exported)
 from hummingbird.errors import ConfigError
@@ -40,9 +39,10 @@ def input_shape(height: int, width: int, size: int, patch_size: int, mode: str) 
 
 
 def resize_image(image: Image.Image, shape: tuple[int, int]) -> torch.Tensor:
-    """RGB ``image`` → ``(3, h_in, w_in)`` float in ``[0, 1]`` (bilinear, antialiased, as ``EvalResize``)."""
-    pixels = torch.from_numpy(np.asarray(image.convert("RGB"), dtype=np.uint8).copy()).permute(2, 0, 1)
-    return TF.resize(pixels, list(shape), antialias=True).float() / 255
+    """RGB ``image`` → ``(3, h_in, w_in)`` float in ``[0, 1]``, resized by Pillow (bilinear, antialiased)
+    as :class:`~hummingbird.transforms.EvalResize` does, so ``square`` equals the evaluation resize."""
+    resized = image.convert("RGB").resize((shape[1], shape[0]), Image.Resampling.BILINEAR)
+    return torch.from_numpy(np.asarray(resized, dtype=np.uint8).copy()).permute(2, 0, 1).float() / 255
 
 
 def window_starts(length: int, window: int, stride: int, patch_size: int) -> list[int]:
