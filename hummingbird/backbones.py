@@ -264,12 +264,24 @@ def _create(timm_name: str, kwargs: dict) -> VisionTransformer:
 
 
 def _create_pretrained(name: str, timm_name: str, kwargs: dict) -> VisionTransformer:
+    """timm's pretrained weights: from the local Hugging Face cache without touching the network, else
+    downloaded when the hub answers; offline, one clear error within about two seconds (no retries)."""
     hint = (f"pass a local checkpoint with --weights PATH (official DINO/DINOv2/MAE/CLIP .pth or timm "
             f".safetensors for {timm_name}), or set HUMMINGBIRD_WEIGHTS")
-    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
-        if not _in_hf_cache(timm_name):
-            raise WeightsUnavailableError(f"no pretrained weights for {name} in the local cache and "
-                                          f"HF_HUB_OFFLINE is set; {hint}")
+    cached = _cached_weights(timm_name)
+    if cached is not None:
+        try:
+            return timm.create_model(timm_name, pretrained=True, pretrained_cfg_overlay={"file": cached}, **kwargs)
+        except Exception as exc:
+            raise WeightsUnavailableError(f"{cached}: cached pretrained weights for {name} cannot be read "
+                                          f"({type(exc).__name__}: {exc}); {hint}") from exc
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
+        raise WeightsUnavailableError(f"no pretrained weights for {name} in the local cache and "
+                                      f"HF_HUB_OFFLINE is set; {hint}")
+    host = _hub_unreachable()
+    if host is not None:
+        raise WeightsUnavailableError(f"cannot obtain pretrained weights for {name}: not in the local cache and "
+                                      f"{host} cannot be reached (offline?); {hint}")
     try:
         return timm.create_model(timm_name, pretrained=True, **kwargs)
     except Exception as exc:  # network down, hub unreachable, cache miss
@@ -277,17 +289,46 @@ def _create_pretrained(name: str, timm_name: str, kwargs: dict) -> VisionTransfo
                                       f"({type(exc).__name__}); {hint}") from exc
 
 
-def _in_hf_cache(timm_name: str) -> bool:
-    """Whether timm's Hugging Face weights for ``timm_name`` are already downloaded."""
+def _cached_weights(timm_name: str) -> str | None:
+    """Path of timm's Hugging Face weights file for ``timm_name`` in the local cache, if downloaded."""
     from huggingface_hub import try_to_load_from_cache
 
     cfg = timm.models.get_pretrained_cfg(timm_name)
     if cfg is None or not cfg.hf_hub_id:
-        return False
+        return None
     hub_id = cfg.hf_hub_id.split("@")[0]
     filenames = [cfg.hf_hub_filename] if cfg.hf_hub_filename else ["model.safetensors", "pytorch_model.bin",
                                                                   "open_clip_pytorch_model.bin"]
-    return any(isinstance(try_to_load_from_cache(hub_id, f), str) for f in filenames)
+    found = (try_to_load_from_cache(hub_id, f) for f in filenames)
+    return next((f for f in found if isinstance(f, str)), None)
+
+
+def _hub_unreachable(timeout: float = 1.5) -> str | None:
+    """``None`` when a TCP connection to the Hugging Face endpoint (or the HTTPS proxy) opens within
+    ``timeout`` seconds, else the ``host:port`` that could not be reached. Name resolution runs in a
+    thread, so a resolver that never answers cannot stall the caller."""
+    import socket
+    import threading
+    from urllib.parse import urlsplit
+
+    from huggingface_hub import constants
+
+    proxy = os.environ.get("HTTPS_PROXY") or os.environ.get("https_proxy")
+    url = urlsplit(proxy if proxy else constants.ENDPOINT)
+    host, port = url.hostname or "huggingface.co", url.port or (443 if url.scheme == "https" else 80)
+    reached = threading.Event()
+
+    def connect() -> None:
+        try:
+            socket.create_connection((host, port), timeout=timeout).close()
+            reached.set()
+        except OSError:
+            pass
+
+    worker = threading.Thread(target=connect, daemon=True)
+    worker.start()
+    worker.join(timeout)
+    return None if reached.is_set() else f"{host}:{port}"
 
 
 def resolve_backbone(name: str | None, weights: str | Path | None) -> tuple[str, str | Path | None]:

@@ -29,3 +29,4 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
 # How ``segment`` turns an image of any shape into network inputs (see ``hummingbird.tiling``).
 RESIZE_MODES = ("aspect", "slide", "square")
+DEFAULT_RESIZE_MODE = "aspect"  # best labels on real VOC val images, see README "Non-square images"

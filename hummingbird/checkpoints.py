@@ -31,20 +31,38 @@ def file_sha256(path: str | Path, chunk_bytes: int = 1 << 22) -> str:
     return digest.hexdigest()
 
 
+def checkpoint_format(path: str | Path) -> str | None:
+    """``"torch"`` (zip archive or legacy pickle), ``"safetensors"`` (8-byte header length, then a JSON
+    header) or ``None``, told from the file's first bytes."""
+    with open(path, "rb") as handle:
+        head = handle.read(9)
+    if head.startswith(b"PK\x03\x04") or head[:1] == b"\x80":  # torch.save zip; pickle protocol >= 2
+        return "torch"
+    if len(head) == 9 and head[8:9] == b"{" and 2 <= int.from_bytes(head[:8], "little") <= Path(path).stat().st_size:
+        return "safetensors"
+    return None
+
+
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """Read a checkpoint file into a flat ``{name: tensor}`` dict (no key mapping yet)."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: weights file not found")
+    kind = checkpoint_format(path)
+    if kind is None:
+        raise CheckpointError(f"{path}: cannot read weights file, not a PyTorch (.pth/.pt/.bin) or safetensors "
+                              f"checkpoint (its first bytes are neither a zip archive, a pickle nor a safetensors "
+                              f"header)")
     try:
-        if path.suffix == ".safetensors":
+        if kind == "safetensors":
             from safetensors.torch import load_file
 
             raw = load_file(str(path))
         else:
             raw = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as exc:  # corrupt, truncated, or not a checkpoint at all
-        raise CheckpointError(f"{path}: cannot read weights file ({type(exc).__name__}: {exc})") from exc
+        raise CheckpointError(f"{path}: cannot read weights file, not a valid PyTorch or safetensors checkpoint "
+                              f"({type(exc).__name__}: {exc})") from exc
     return _unwrap(raw, path)
 
 

@@ -9,19 +9,21 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 import sys
 import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterator
 
 from fungi_dense.variants import DEFAULT_VARIANT, VARIANTS
 from hummingbird import __version__
 from hummingbird.argtypes import (fraction, int_at_least, non_negative_float, non_negative_int, positive_float,
                                   positive_int, unit_interval)
-from hummingbird.catalog import (DATASET_KINDS, DEFAULT_INPUT_SIZE, DEFAULT_SPLITS, IMAGE_SUFFIXES,  # noqa: F401
-                                 POS_EMBED_RULES, PRESET_NAMES, PROTOCOL_PRESETS, RANDOM_WEIGHTS)
+from hummingbird.catalog import (DATASET_KINDS, DEFAULT_INPUT_SIZE, DEFAULT_RESIZE_MODE,  # noqa: F401 (re-exported)
+                                 DEFAULT_SPLITS, POS_EMBED_RULES, PRESET_NAMES, PROTOCOL_PRESETS, RANDOM_WEIGHTS,
+                                 RESIZE_MODES)
 from hummingbird.errors import BankError, ConfigError, HummingbirdError
 
 if TYPE_CHECKING:  # for annotations only; the commands import what they use when they run
@@ -115,6 +117,13 @@ def _add_feature_args(p: argparse.ArgumentParser) -> None:
                    help="PCA of the FUNGI feature to this size (default: no PCA)")
 
 
+def _add_one_pass_resize_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--resize-mode", choices=("aspect", "square"),
+                   default=DEFAULT_RESIZE_MODE if DEFAULT_RESIZE_MODE != "slide" else "aspect",
+                   help="aspect: short side to the input size, aspect ratio kept (a non-square patch grid); "
+                        "square: squashed to input size² (as segment --resize-mode)")
+
+
 def _add_bank_query_args(p: argparse.ArgumentParser, k: int | None = None) -> None:
     _add_backbone_args(p, from_bank=True)
     p.add_argument("--fungi-support", default=None, help="FUNGI banks: support memory file (default: the bank's)")
@@ -141,7 +150,8 @@ def _add_dataset_args(p: argparse.ArgumentParser, split_help: str) -> None:
     g.add_argument("--data-root", required=True, help="dataset folder (see data/README.md for layouts)")
     g.add_argument("--split", default=None, help=split_help)
     g.add_argument("--num-classes", type=int_at_least(1, MAX_CLASSES), default=None,
-                   help="folder datasets without classes.txt (default: largest mask value + 1)")
+                   help="class count of a folder or VOC-layout dataset without classes.txt (default: folder: "
+                        "largest mask value + 1; voc: VOC's 21)")
 
 
 FILESET_HELP = ("ids to use: a shipped official file set by name (voc:1/128:42, voc:1/64:400, ade20k:1/8:783, "
@@ -223,13 +233,25 @@ def build_parser() -> argparse.ArgumentParser:
     _add_decoder_args(p)
     _add_runtime_args(p)
     p.add_argument("--out", default="results.json", help="JSON results file")
+    p.add_argument("--save-predictions", default=None, metavar="DIR",
+                   help="also write every prediction as a palette PNG DIR/<id>.png at the image's own size "
+                        "(hummingbird protocol)")
+    p.add_argument("--save-overlays", action="store_true",
+                   help="with --save-predictions: also DIR/<id>_overlay.png, colours over the image + legend")
 
     p = sub.add_parser("segment", help="memory bank + images → label PNGs (and colour overlays with legends)",
                        description="Segment images (files or folders) with a memory bank.")
     p.add_argument("--bank", required=True, help="memory bank file from build-memory")
-    p.add_argument("--images", nargs="+", required=True, help="image files or folders")
-    p.add_argument("--out-dir", required=True, help="folder for <name>.png labels, summary.json (and overlays)")
+    p.add_argument("--images", nargs="+", required=True, help="image files or folders (the images directly inside)")
+    p.add_argument("--out-dir", required=True,
+                   help="folder for <name>.png labels, summary.json (and overlays); outputs keep the inputs' "
+                        "folders relative to their common folder (a/x.jpg, b/x.jpg → a/x.png, b/x.png); an "
+                        "--out-dir where a label map would replace an input image is refused")
     p.add_argument("--overlay", action="store_true", help="also write <name>_overlay.png: colours + legend")
+    p.add_argument("--resize-mode", choices=RESIZE_MODES, default=DEFAULT_RESIZE_MODE,
+                   help="aspect: short side to the input size, aspect ratio kept, one pass; slide: the same, "
+                        "covered by input-size square windows whose patch distributions are averaged; square: "
+                        "squashed to input size²")
     p.add_argument("--alpha", type=unit_interval, default=0.5, help="overlay opacity of the label colours, in [0, 1]")
     _add_bank_query_args(p)
 
@@ -240,10 +262,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bank", required=True, help="memory bank file from build-memory")
     p.add_argument("--image", required=True, help="query image")
     where = p.add_mutually_exclusive_group(required=True)
-    where.add_argument("--patch", help="ROW,COL on the patch grid of the resized input")
+    where.add_argument("--patch", help="ROW,COL on the patch grid of the resized input (see --resize-mode)")
     where.add_argument("--point", help="X,Y pixel of the original image")
     p.add_argument("--out", default=None, help="PNG to write (default: <image>_r<row>c<col>_neighbours.png)")
     p.add_argument("--data-root", default=None, help="where the bank's source images are now (default: as built)")
+    _add_one_pass_resize_arg(p)
     _add_bank_query_args(p, k=8)
 
     p = sub.add_parser("viewer", help="static offline HTML page to explore patch neighbours",
@@ -255,6 +278,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--max-images", type=positive_int, default=20, help="query images shown at most")
     p.add_argument("--data-root", default=None, help="where the bank's source images are now (default: as built)")
+    _add_one_pass_resize_arg(p)
     _add_bank_query_args(p, k=8)
 
     p = sub.add_parser("check-dataset", help="report every problem of a dataset and its class frequencies",
@@ -265,7 +289,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", choices=DATASET_KINDS, default="folder", help="dataset layout")
     p.add_argument("--split", default="all", help="split to check (voc: train/val/trainaug)")
     p.add_argument("--num-classes", type=int_at_least(1, MAX_CLASSES), default=None,
-                   help="class count of a folder without classes.txt (default: largest mask value + 1)")
+                   help="class count of a folder or VOC-layout dataset without classes.txt (default: folder: "
+                        "largest mask value + 1; voc: VOC's 21)")
     p.add_argument("--patch-size", type=positive_int, default=16, help="smallest acceptable image side")
     p.add_argument("--out", default=None, help="also write the report as JSON here")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
@@ -345,10 +370,28 @@ def _features(args, encoder: PatchEncoder, size: int, bank_meta: dict | None = N
     if train_split is not None:
         training = _dataset(args, train_split, EvalResize(size), train_fileset, min_side=encoder.patch_size,
                             role="memory")
-    return fungi_features(encoder, config, args.fungi_support or recorded.get("path"), size, training=training,
+    if args.fungi_support:  # a bank records the absolute path, usable from any working directory
+        support = os.path.abspath(args.fungi_support)
+    else:
+        support = _bank_support_path(recorded.get("path"), getattr(args, "bank", None))
+    return fungi_features(encoder, config, support, size, training=training,
                           support_fraction=getattr(args, "fungi_support_fraction", 0.5),
                           support_index=getattr(args, "fungi_support_index", "Flat"), seed=args.seed,
                           expected_sha256=recorded.get("sha256"), opts=_opts(args))
+
+
+def _bank_support_path(recorded: str | None, bank: str | None) -> str | None:
+    """The FUNGI support file a bank recorded, resolved relative to the bank: the recorded path when it
+    is absolute, else relative to the bank's folder, else relative to the working directory; failing
+    those, a file of the same name beside the bank (bank and support moved together). The caller checks
+    the file's SHA-256 against the bank's record."""
+    if recorded is None or bank is None:
+        return recorded
+    path, bank = Path(recorded), Path(bank).resolve()
+    folders = [bank, bank.parent] if bank.is_dir() else [bank.parent]  # a sharded bank is a folder
+    candidates = [path] if path.is_absolute() else [*(f / path for f in folders), path]
+    candidates += [f / path.name for f in folders]
+    return str(next((c for c in candidates if c.is_file()), path))
 
 
 def _dataset(args, split: str, transform, fileset: str | None = None, num_classes: int | None = None,
@@ -356,7 +399,7 @@ def _dataset(args, split: str, transform, fileset: str | None = None, num_classe
     """``args.dataset`` at ``split``, with the protocol's options for its ``role`` (memory or evaluation)."""
     from hummingbird.datasets import load_dataset
 
-    extra = {"num_classes": num_classes or args.num_classes} if args.dataset == "folder" else {}
+    extra = {"num_classes": num_classes or args.num_classes} if args.dataset in ("folder", "voc") else {}
     extra.update(_protocol(args, bank_meta).dataset_options(args.dataset, role))
     dataset = load_dataset(args.dataset, args.data_root, split, transform, seed=args.seed, fileset=fileset, **extra)
     dataset.min_side = min_side
@@ -464,6 +507,8 @@ def cmd_evaluate(args) -> int:
         return _evaluate_probe(args)
     if (args.bank is None) == (args.train_split is None):
         raise ConfigError("give exactly one of --bank BANK or --train-split SPLIT")
+    if args.save_overlays and not args.save_predictions:
+        raise ConfigError("--save-overlays needs --save-predictions DIR")
     rank, world = _distributed()
     if args.bank:
         bank = open_bank(args.bank)
@@ -490,7 +535,15 @@ def cmd_evaluate(args) -> int:
     decoder = make_decoder(bank, k=args.k, temperature=args.temperature, index_spec=args.index,
                            nprobe=args.nprobe, seed=args.seed, refine=args.refine)
     started = time.perf_counter()
-    confusion = confusion_of(features, decoder, dataset, _opts(args), indices=range(rank, len(dataset), world))
+    if args.save_predictions:
+        from hummingbird.palettes import palette_for
+        from hummingbird.predictions import evaluate_and_save
+
+        confusion = evaluate_and_save(features, decoder, dataset, args.save_predictions,
+                                      palette_for(args.dataset, dataset.num_classes), _opts(args),
+                                      indices=range(rank, len(dataset), world), overlay=args.save_overlays)
+    else:
+        confusion = confusion_of(features, decoder, dataset, _opts(args), indices=range(rank, len(dataset), world))
     if world > 1:  # each rank evaluated every world-th image; rank 0 reports the summed matrix
         import torch.distributed as dist
 
@@ -516,6 +569,9 @@ def cmd_evaluate(args) -> int:
 def _evaluate_probe(args) -> int:
     """``--protocol linear`` (probe trained on --train-split) or ``overcluster`` (k-means on the split)."""
     from hummingbird import probes
+
+    if args.save_predictions:
+        raise ConfigError(f"--save-predictions works with --protocol hummingbird, not {args.protocol}")
     from hummingbird.results import format_scores, write_json
     from hummingbird.transforms import EvalResize
 
@@ -553,20 +609,6 @@ def _evaluate_probe(args) -> int:
     return 0
 
 
-def _image_files(paths: list[str]) -> list[Path]:
-    files = []
-    for p in map(Path, paths):
-        if p.is_dir():
-            files.extend(sorted(q for q in p.iterdir() if q.suffix.lower() in IMAGE_SUFFIXES))
-        elif p.is_file():
-            files.append(p)
-        else:
-            raise ConfigError(f"{p}: no such image file or folder")
-    if not files:
-        raise ConfigError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {' '.join(paths)}")
-    return files
-
-
 @dataclass
 class BankPipeline:
     """A bank and everything needed to query it, as the bank-reading commands set it up."""
@@ -597,13 +639,10 @@ def _bank_pipeline(args) -> BankPipeline:
 
 
 def _read_image(path: Path, patch_size: int) -> Image.Image:
-    from PIL import Image
+    """An input image as 8-bit RGB (16-bit and float images scaled, see :mod:`hummingbird.imageio`)."""
+    from hummingbird.imageio import read_rgb
 
-    try:
-        with Image.open(path) as img:
-            image = img.convert("RGB")
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise ConfigError(f"{path}: cannot read image, unreadable or truncated ({exc})") from exc
+    image = read_rgb(path, ConfigError)
     if min(image.width, image.height) < patch_size:
         raise ConfigError(f"{path}: image is {image.width}x{image.height}, smaller than one {patch_size}-px patch")
     return image
@@ -615,31 +654,36 @@ def cmd_segment(args) -> int:
     from tqdm.auto import tqdm
 
     from hummingbird import render
+    from hummingbird.atomic import atomic_path
+    from hummingbird.outputs import image_files, plan_label_outputs
     from hummingbird.results import write_json
-    from hummingbird.transforms import EvalResize
+    from hummingbird.tiling import segment_image
 
+    plans = plan_label_outputs(image_files(args.images), args.out_dir, overlay=args.overlay)  # refuse before work
     pipe = _bank_pipeline(args)
     names = pipe.bank.class_names
     out_dir = Path(args.out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    resize = EvalResize(pipe.size)
-    summary = {}
-    for path in tqdm(_image_files(args.images), desc="segment", disable=args.no_progress, unit="img"):
-        image = _read_image(path, pipe.encoder.patch_size)
-        tensor, _, _ = resize(image, np.zeros((image.height, image.width), dtype=np.int64))
-        query = pipe.features(tensor[None].to(pipe.encoder.mean.device), [path.stem]).cpu()
-        labels = pipe.decoder.predict(query, (image.height, image.width))[0].numpy().astype(np.uint8)
+    summary, outputs = {}, {}
+    for plan in tqdm(plans, desc="segment", disable=args.no_progress, unit="img"):
+        image = _read_image(plan.image, pipe.encoder.patch_size)
+        labels = segment_image(pipe.features, pipe.decoder, image, pipe.size, args.resize_mode,
+                               batch_size=args.batch_size, image_id=plan.image.stem).astype(np.uint8)
         label_img = Image.fromarray(labels, mode="P")
         label_img.putpalette(pipe.palette.flatten().tolist())
-        label_img.save(out_dir / f"{path.stem}.png")
+        with atomic_path(plan.labels) as tmp:
+            label_img.save(tmp, format="PNG")
         if args.overlay:
             picture = render.with_legend(render.overlay(image, labels, pipe.palette, args.alpha), labels, names,
                                          pipe.palette)
-            picture.save(out_dir / f"{path.stem}_overlay.png")
+            with atomic_path(plan.overlay) as tmp:
+                picture.save(tmp, format="PNG")
         counts = np.bincount(labels.ravel(), minlength=pipe.bank.num_classes)
-        summary[path.name] = {names[c]: round(float(counts[c] / labels.size), 4) for c in np.nonzero(counts)[0]}
-    write_json(out_dir / "summary.json", {"bank": args.bank, "input_size": pipe.size, "class_fractions": summary})
-    print(f"wrote {len(summary)} label maps{' and overlays' if args.overlay else ''} to {out_dir}")
+        summary[plan.key] = {names[c]: round(float(counts[c] / labels.size), 4) for c in np.nonzero(counts)[0]}
+        outputs[plan.key] = plan.labels.relative_to(out_dir).as_posix()
+    write_json(out_dir / "summary.json", {"bank": args.bank, "input_size": pipe.size, "resize_mode": args.resize_mode,
+                                          "class_fractions": summary, "label_maps": outputs})
+    print(f"wrote {len(summary)} label maps{' and overlays' if args.overlay else ''} for {len(plans)} images "
+          f"to {out_dir}")
     return 0
 
 
@@ -659,21 +703,22 @@ def cmd_neighbours(args) -> int:
 
     pipe = _bank_pipeline(args)
     image = _read_image(Path(args.image), pipe.encoder.patch_size)
-    result = query_image(pipe.features, pipe.decoder, image, pipe.size)
+    result = query_image(pipe.features, pipe.decoder, image, pipe.size, args.resize_mode)
     h, w = result.grid
     if args.patch:
         row, col = _parse_pair(args.patch, "--patch")
     else:
         x, y = _parse_pair(args.point, "--point")
         try:
-            row, col = point_to_patch(x, y, image.size, pipe.encoder.patch_size, pipe.size)
+            row, col = point_to_patch(x, y, image.size, pipe.encoder.patch_size, result.input_shape)
         except ValueError as exc:
             raise ConfigError(f"--point: {exc}") from None
     if not (0 <= row < h and 0 <= col < w):
         raise ConfigError(f"--patch {row},{col} is outside the {h}x{w} patch grid")
     neighbours = describe_neighbours(pipe.bank, result.rows[row, col], result.similarities[row, col])
     sources = SourceImages(pipe.bank, args.data_root)
-    query_box = patch_box_in_source([0, 0, image.height, image.width, 0], row, col, pipe.encoder.patch_size, pipe.size)
+    query_box = patch_box_in_source([0, 0, image.height, image.width, 0], row, col, pipe.encoder.patch_size,
+                                    result.input_shape)
     centre_x = min(int((query_box[0] + query_box[2]) / 2), image.width - 1)
     centre_y = min(int((query_box[1] + query_box[3]) / 2), image.height - 1)
     predicted = pipe.bank.class_names[int(result.labels[centre_y, centre_x])]
@@ -692,13 +737,14 @@ def cmd_viewer(args) -> int:
     from tqdm.auto import tqdm
 
     from hummingbird.neighbours import SourceImages, query_image
+    from hummingbird.outputs import image_files
     from hummingbird.viewer import build_viewer_data, write_viewer
 
     pipe = _bank_pipeline(args)
     sources = SourceImages(pipe.bank, args.data_root)
-    files = _image_files(args.images)[: args.max_images]
+    files = image_files(args.images)[: args.max_images]
     queries = [(path.name, query_image(pipe.features, pipe.decoder, _read_image(path, pipe.encoder.patch_size),
-                                       pipe.size))
+                                       pipe.size, args.resize_mode))
                for path in tqdm(files, desc="viewer", disable=args.no_progress, unit="img")]
     out_dir = Path(args.out)
     page = write_viewer(out_dir, build_viewer_data(pipe.bank, queries, sources, pipe.palette, out_dir))
@@ -731,6 +777,22 @@ def _user_message(exc: Exception) -> str:
     return text
 
 
+@contextmanager
+def _output_locks(args) -> Iterator[None]:
+    """Hold the lock of each bank this command writes (build-memory --out, evaluate --save-bank), so that a
+    second process writing the same output is refused instead of silently overwriting it. Under torchrun
+    rank 0 holds it for all ranks."""
+    from hummingbird.locking import exclusive_output
+
+    outputs = {"build-memory": ["out"], "evaluate": ["save_bank"]}.get(args.command, [])
+    with ExitStack() as stack:
+        if int(os.environ.get("RANK", "0")) == 0:
+            for dest in outputs:
+                if getattr(args, dest, None):
+                    stack.enter_context(exclusive_output(getattr(args, dest), "--" + dest.replace("_", "-")))
+        yield
+
+
 class Terminated(Exception):
     """SIGTERM arrived; raised so that clean-up (temporary files) runs before exiting."""
 
@@ -743,7 +805,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     previous = signal.signal(signal.SIGTERM, _raise_terminated) if threading.current_thread() is threading.main_thread() else None
     try:
-        return COMMANDS[args.command](args)
+        with _output_locks(args):
+            return COMMANDS[args.command](args)
     except HummingbirdError as exc:
         print(f"hummingbird {args.command}: error: {_user_message(exc)}", file=sys.stderr)
         return 2

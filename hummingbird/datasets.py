@@ -20,6 +20,7 @@ from PIL import Image
 from hummingbird.catalog import DEFAULT_SPLITS, IMAGE_SUFFIXES  # noqa: F401 (re-exported)
 from hummingbird.classes import ADE20K_CLASSES, VOC_CLASSES
 from hummingbird.errors import DatasetError
+from hummingbird.imageio import is_high_bit_depth, to_rgb8
 
 IGNORE_INDEX = 255
 
@@ -67,15 +68,17 @@ class SegmentationDataset(torch.utils.data.Dataset):
         return raw
 
     def read_image(self, index: int) -> Image.Image:
-        """RGB image; grayscale, palette and RGBA images are converted (one warning per dataset)."""
+        """8-bit RGB image; grayscale, palette, CMYK and RGBA images are converted, 16-bit and float ones
+        scaled to 0..255 (:func:`hummingbird.imageio.to_rgb8`; one warning per dataset)."""
         path = self.samples[index].image
         try:
             with Image.open(path) as img:
                 if img.mode != "RGB" and not getattr(self, "_warned_conversion", False):
                     self._warned_conversion = True
-                    warnings.warn(f"{path}: {img.mode} image converted to RGB (further conversions in "
+                    scaled = " scaled to 8 bits and" if is_high_bit_depth(img.mode) else ""
+                    warnings.warn(f"{path}: {img.mode} image{scaled} converted to RGB (further conversions in "
                                   f"{self.root} are not reported)", stacklevel=2)
-                return img.convert("RGB")
+                return to_rgb8(img, path)
         except (OSError, SyntaxError, ValueError) as exc:
             raise DatasetError(f"{path}: cannot read image, unreadable or truncated ({exc})") from exc
 
@@ -143,12 +146,16 @@ class SegmentationDataset(torch.utils.data.Dataset):
 
 class VOCSegmentation(SegmentationDataset):
     """Pascal VOC 2012 segmentation: splits ``train``, ``val``, ``trainval`` (SegmentationClass) and
-    ``trainaug`` (SBD-augmented SegmentationClassAug); 21 classes, 255 on boundaries ignored."""
+    ``trainaug`` (SBD-augmented SegmentationClassAug); 21 classes, 255 on boundaries ignored.
+
+    The same layout with a user's own classes: a ``classes.txt`` (one name per line, line i is class i)
+    in the VOC folder or the data root, or ``num_classes`` (names ``class_0`` ...); VOC's 21 names
+    otherwise. Mask values beyond the declared classes (other than 255) are an error."""
 
     name = "voc"
 
     def __init__(self, root: str | Path, split: str = "train", transform: PairedTransform | None = None,
-                 seed: int = 0):
+                 seed: int = 0, num_classes: int | None = None):
         voc = _find_voc_root(Path(root))
         ids_file = _first_existing(voc, _VOC_SPLIT_FILES.get(split, [f"ImageSets/Segmentation/{split}.txt"]))
         if ids_file is None:
@@ -161,7 +168,18 @@ class VOCSegmentation(SegmentationDataset):
         samples = [SampleFiles(i, voc / "JPEGImages" / f"{i}.jpg", mask_dir / f"{i}.png")
                    for i in read_id_list(ids_file)]
         _require_files(samples, voc)
-        super().__init__(voc, split, samples, VOC_CLASSES, transform, seed)
+        super().__init__(voc, split, samples, _voc_class_names(voc, Path(root), num_classes), transform, seed)
+
+
+def _voc_class_names(voc: Path, root: Path, num_classes: int | None) -> Sequence[str]:
+    """VOC's 21 names, unless ``classes.txt`` (in the VOC folder or the data root) or ``num_classes``
+    declares the dataset's own classes."""
+    names_file = next((f for f in (voc / "classes.txt", root / "classes.txt") if f.is_file()), None)
+    if names_file is not None:
+        return read_class_names(names_file, num_classes)
+    if num_classes is None or num_classes == len(VOC_CLASSES):
+        return VOC_CLASSES
+    return [f"class_{i}" for i in range(num_classes)]
 
 
 _VOC_SPLIT_FILES = {
@@ -288,10 +306,7 @@ def _pairing_problems(samples: Sequence[SampleFiles], images: dict[str, Path], i
 def _folder_class_names(root: Path, samples: Sequence[SampleFiles], num_classes: int | None) -> list[str]:
     names_file = root / "classes.txt"
     if names_file.is_file():
-        names = [line.strip() for line in names_file.read_text().splitlines() if line.strip()]
-        if num_classes is not None and num_classes != len(names):
-            raise DatasetError(f"{names_file}: lists {len(names)} classes but --num-classes is {num_classes}")
-        return names
+        return read_class_names(names_file, num_classes)
     if num_classes is None:  # infer from the masks: the largest index that is not ignored
         largest = 0
         for s in samples:
@@ -305,6 +320,19 @@ def _folder_class_names(root: Path, samples: Sequence[SampleFiles], num_classes:
                 largest = max(largest, int(values.max()) if values.size else 0)
         num_classes = largest + 1
     return [f"class_{i}" for i in range(num_classes)]
+
+
+def read_class_names(path: Path, num_classes: int | None = None) -> list[str]:
+    """Class names from ``classes.txt`` (one per line, blank lines skipped), checked against
+    ``num_classes`` when given and against the 255 indices an 8-bit mask can hold besides ignore."""
+    names = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    if not names:
+        raise DatasetError(f"{path}: lists no class names")
+    if num_classes is not None and num_classes != len(names):
+        raise DatasetError(f"{path}: lists {len(names)} classes but --num-classes is {num_classes}")
+    if len(names) > IGNORE_INDEX:
+        raise DatasetError(f"{path}: lists {len(names)} classes; masks hold at most {IGNORE_INDEX} (255 is ignored)")
+    return names
 
 
 def read_id_list(path: str | Path) -> list[str]:

@@ -23,3 +23,7 @@ class BankError(HummingbirdError):
 
 class ConfigError(HummingbirdError):
     """An option value is invalid (e.g. an input size not divisible by the patch size)."""
+
+
+class OutputBusyError(HummingbirdError):
+    """Another process is writing the same output (its lock file is held)."""

@@ -13,8 +13,8 @@ from hummingbird.datasets import load_dataset
 from hummingbird.decoder import HummingbirdDecoder
 from hummingbird.errors import BankError, ConfigError
 from hummingbird.geometry import patch_box_in_source
+from hummingbird.imageio import read_rgb
 from hummingbird.memory import MemoryBank
-from hummingbird.transforms import EvalResize
 
 
 @dataclass
@@ -41,7 +41,7 @@ class SourceImages:
         root = data_root or meta.get("dataset_root")
         if root is None or not Path(root).exists():
             raise BankError(f"the bank's source images are not at {root!r}; pass --data-root")
-        extra = {"num_classes": bank.num_classes} if meta.get("dataset") == "folder" else {}
+        extra = {"num_classes": bank.num_classes} if meta.get("dataset") in ("folder", "voc") else {}
         dataset = load_dataset(meta["dataset"], root, meta["split"], **extra)
         by_id = {s.id: s.image for s in dataset.samples}
         self.paths = [by_id.get(i) for i in meta["image_ids"]]
@@ -53,8 +53,7 @@ class SourceImages:
         return path
 
     def open(self, image_index: int) -> Image.Image:
-        with Image.open(self.path(image_index)) as img:
-            return img.convert("RGB")
+        return read_rgb(self.path(image_index), BankError)
 
 
 def describe_row(bank: MemoryBank, row: int, similarity: float = float("nan")) -> Neighbour:
@@ -82,16 +81,24 @@ class QueryResult:
     similarities: torch.Tensor  # (h, w, k)
     rows: torch.Tensor  # (h, w, k) memory rows
     grid: tuple[int, int]
+    input_shape: tuple[int, int] = (0, 0)  # (height, width) in pixels of the network input
 
 
-def query_image(features, decoder: HummingbirdDecoder, image: Image.Image, input_size: int) -> QueryResult:
-    """Encode ``image`` (resized to ``input_size``), find every patch's ``decoder.k`` neighbours (one
-    search) and label the image from them."""
+def query_image(features, decoder: HummingbirdDecoder, image: Image.Image, input_size: int,
+                mode: str = "square") -> QueryResult:
+    """Encode ``image`` (``mode`` ``square``: resized to ``input_size`` square; ``aspect``: short side
+    ``input_size``, aspect ratio kept, see :mod:`hummingbird.tiling`), find every patch's ``decoder.k``
+    neighbours (one search) and label the image from them."""
+    from hummingbird.tiling import input_shape, resize_image
+
     if min(image.size) < features.patch_size:
         raise ConfigError(f"image is {image.width}x{image.height}, smaller than one {features.patch_size}-px patch")
-    tensor, _, _ = EvalResize(input_size)(image, np.zeros((image.height, image.width), dtype=np.int64))
+    if mode not in ("square", "aspect"):
+        raise ConfigError(f"resize mode {mode!r}: neighbours are shown for one pass, square or aspect")
+    shape = input_shape(image.height, image.width, input_size, features.patch_size, mode)
+    tensor = resize_image(image, shape)
     device = next(features.encoder.parameters()).device
     feats = features(tensor[None].to(device)).cpu()  # (1, h, w, D)
     sims, rows = decoder.neighbours(feats)
     labels = decoder.upsample(decoder.distributions_from(sims, rows), (image.height, image.width))[0].numpy()
-    return QueryResult(image, labels, sims[0], rows[0], tuple(rows.shape[1:3]))
+    return QueryResult(image, labels, sims[0], rows[0], tuple(rows.shape[1:3]), shape)

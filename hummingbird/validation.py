@@ -11,6 +11,7 @@ from tqdm.auto import tqdm
 
 from hummingbird.datasets import IGNORE_INDEX, FolderSegmentation, load_dataset
 from hummingbird.errors import DatasetError
+from hummingbird.imageio import is_high_bit_depth
 
 
 @dataclass
@@ -23,6 +24,7 @@ class DatasetReport:
     images: int = 0
     problems: list[str] = field(default_factory=list)
     converted_images: list[str] = field(default_factory=list)
+    scaled_images: list[str] = field(default_factory=list)  # 16-bit / 32-bit / float pixels scaled to 8 bits
     class_pixels: dict[str, int] = field(default_factory=dict)
     ignored_pixels: int = 0
 
@@ -39,6 +41,9 @@ class DatasetReport:
         if self.converted_images:
             lines.append(f"  note: {len(self.converted_images)} images are not RGB and will be converted "
                          f"(e.g. {self.converted_images[0]})")
+        if self.scaled_images:
+            lines.append(f"  note: {len(self.scaled_images)} images have 16-bit, 32-bit or float pixels and will be "
+                         f"scaled to 8 bits (e.g. {self.scaled_images[0]})")
         total = sum(self.class_pixels.values())
         if total:
             lines.append("  class pixel frequencies:")
@@ -54,7 +59,8 @@ def scan_dataset(kind: str, root: str, split: str, num_classes: int | None = Non
     """Check every image and mask of a dataset split; never raises for problems in the data."""
     report = DatasetReport(str(root), kind, split)
     try:
-        extra = {"num_classes": num_classes, "require_masks": False} if kind == "folder" else {}
+        extra = ({"num_classes": num_classes, "require_masks": False} if kind == "folder"
+                 else {"num_classes": num_classes} if kind == "voc" else {})
         dataset = load_dataset(kind, root, split, **extra)
     except DatasetError as exc:
         report.problems.append(str(exc))
@@ -75,8 +81,11 @@ def scan_dataset(kind: str, root: str, split: str, num_classes: int | None = Non
             except DatasetError as exc:
                 report.problems.append(str(exc))
                 continue
-        if _file_mode(sample.image) != "RGB":
+        mode = _file_mode(sample.image)
+        if mode != "RGB":
             report.converted_images.append(str(sample.image))
+        if is_high_bit_depth(mode):
+            report.scaled_images.append(f"{sample.image} ({mode})")
         valid = mask[mask != IGNORE_INDEX]
         counts += np.bincount(valid.ravel(), minlength=dataset.num_classes)[: dataset.num_classes]
         report.ignored_pixels += int(mask.size - valid.size)

@@ -41,8 +41,9 @@ def build_viewer_data(bank: MemoryBank, queries: Sequence[tuple[str, QueryResult
 
     Data layout: ``classes`` [{name, colour}], ``memory`` rows referenced by any neighbour
     ``[source, x0, y0, x1, y1, label]`` (boxes in the stored source image's pixels), ``sources``
-    [{file, id}], and per query ``{file, labels_file, width, height, grid: [h, w], neighbours:
-    [h*w*k memory-table indices], similarities: [h*w*k] (3 decimals)}``.
+    [{file, id}], and per query ``{file, labels_file, width, height, grid: [h, w], legend: [[class,
+    share], ...] (classes of the label map, largest first), neighbours: [h*w*k memory-table indices],
+    similarities: [h*w*k] (3 decimals)}``.
     """
     images = out_dir / "images"
     images.mkdir(parents=True, exist_ok=True)
@@ -73,6 +74,7 @@ def build_viewer_data(bank: MemoryBank, queries: Sequence[tuple[str, QueryResult
             refs.append(table[row])
         out_queries.append({"name": name, "file": f"images/{stem}.jpg", "labels_file": f"images/{stem}_labels.png",
                             "width": result.image.width, "height": result.image.height, "grid": [h, w],
+                            "legend": class_shares(result.labels, len(bank.class_names)),
                             "neighbours": refs, "similarities": [round(float(v), 3) for v in flat_sims]})
     return {"k": int(queries[0][1].rows.shape[-1]) if queries else 0,
             "classes": [{"name": n, "colour": "#%02x%02x%02x" % tuple(int(v) for v in palette[i])}
@@ -80,6 +82,14 @@ def build_viewer_data(bank: MemoryBank, queries: Sequence[tuple[str, QueryResult
             "memory": memory_rows, "sources": source_files, "queries": out_queries,
             "bank": {k: bank.metadata.get(k) for k in ("backbone", "feature_kind", "dataset", "input_size",
                                                         "num_patches")}}
+
+
+def class_shares(labels: np.ndarray, num_classes: int) -> list[list]:
+    """``[[class, share of the pixels], ...]`` of the classes present in ``labels (H, W)``, largest first
+    (shares rounded to 4 decimals)."""
+    counts = np.bincount(labels.ravel().astype(np.int64), minlength=num_classes)[:num_classes]
+    present = sorted(np.nonzero(counts)[0].tolist(), key=lambda c: (-counts[c], c))
+    return [[int(c), round(float(counts[c] / labels.size), 4)] for c in present]
 
 
 def write_viewer(out_dir: str | Path, data: dict) -> Path:

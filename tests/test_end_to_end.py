@@ -136,3 +136,38 @@ def test_cluster_matching_rules():
     assert cluster_to_class(overlap).tolist() == [1, 0, 2]  # one-to-one
     over = np.array([[5, 0], [4, 1], [0, 3], [1, 0]])
     assert cluster_to_class(over).tolist() == [0, 0, 1, 0]  # many-to-one
+
+
+def test_evaluate_saves_every_prediction_as_palette_png(folder_dataset, tmp_path, capsys):
+    bank_path = tmp_path / "bank.safetensors"
+    common = ["--weights", "random", "--input-size", "64", "--num-workers", "0", "--no-progress"]
+    assert main(["build-memory", "--dataset", "folder", "--data-root", str(folder_dataset), "--split", "train",
+                 "--backbone", "dino_vits16", "--no-augment", "--out", str(bank_path), *common]) == 0
+    # a wider validation image: predictions are saved at the image's own size, metrics at the input size
+    image, mask = (Image.open(folder_dataset / d / "img009.png") for d in ("images", "masks"))
+    image.resize((96, 64), Image.NEAREST).save(folder_dataset / "images" / "img009.png")
+    mask.resize((96, 64), Image.NEAREST).save(folder_dataset / "masks" / "img009.png")
+    evaluate = ["evaluate", "--dataset", "folder", "--data-root", str(folder_dataset), "--bank", str(bank_path),
+                "--k", "5", *common]
+    assert main([*evaluate, "--out", str(tmp_path / "plain.json")]) == 0
+    shown = tmp_path / "shown"
+    assert main([*evaluate, "--out", str(tmp_path / "saved.json"), "--save-predictions", str(shown),
+                 "--save-overlays"]) == 0
+    plain, saved = (json.loads((tmp_path / f).read_text()) for f in ("plain.json", "saved.json"))
+    assert saved["confusion_matrix"] == plain["confusion_matrix"]  # the same predictions
+    ids = [f"img{i:03d}" for i in range(8, 12)]
+    assert sorted(p.name for p in shown.iterdir()) == sorted([f"{i}.png" for i in ids] + [f"{i}_overlay.png" for i in ids])
+    for i in ids:
+        predicted = Image.open(shown / f"{i}.png")
+        truth = np.array(Image.open(folder_dataset / "masks" / f"{i}.png"))
+        assert predicted.mode == "P" and predicted.size == (truth.shape[1], truth.shape[0])
+        keep = truth != 255
+        assert (np.array(predicted)[keep] == truth[keep]).mean() > 0.85
+    assert Image.open(shown / "img009_overlay.png").width > 96  # overlay plus legend
+    # a folder where predictions would replace the dataset's masks is refused, the masks untouched
+    masks = {p.name: p.read_bytes() for p in (folder_dataset / "masks").iterdir()}
+    capsys.readouterr()
+    code = main([*evaluate, "--out", str(tmp_path / "x.json"), "--save-predictions", str(folder_dataset / "masks")])
+    err = capsys.readouterr().err
+    assert code == 2 and "--save-predictions would write over the dataset file" in err and "img008.png" in err
+    assert {p.name: p.read_bytes() for p in (folder_dataset / "masks").iterdir()} == masks

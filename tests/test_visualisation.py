@@ -197,3 +197,39 @@ def test_viewer_in_headless_chromium_shows_k_neighbours_with_bank_labels(viewer_
         assert label == bank.class_names[data["memory"][ref][5]]
     assert shown[0][1] == "red"
     assert (tmp_path / "viewer.png").stat().st_size > 10_000
+
+
+def test_viewer_legend_in_headless_chromium_names_colours_and_shares(viewer_dir):
+    out, bank_path = viewer_dir
+    data = read_viewer_data(out / "data.js")
+    browser = _browser()
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    shown = {}
+    try:
+        browser.get(Path(out / "index.html").resolve().as_uri())
+        for q in range(len(data["queries"])):
+            Select(browser.find_element(By.ID, "query-select")).select_by_index(q)
+            WebDriverWait(browser, 10).until(lambda b: b.find_elements(By.CSS_SELECTOR, "#legend .legend-entry"))
+            shown[q] = [(e.find_element(By.CLASS_NAME, "name").text,
+                         e.find_element(By.CLASS_NAME, "swatch").value_of_css_property("background-color"),
+                         e.find_element(By.CLASS_NAME, "share").text)
+                        for e in browser.find_elements(By.CSS_SELECTOR, "#legend .legend-entry")]
+    finally:
+        browser.quit()
+    bank = MemoryBank.load(bank_path)
+    palette = distinct_palette(bank.num_classes)
+    for q, entries in shown.items():
+        # the truth, read from the page's own label-map picture: pixels of each class colour
+        colours = np.asarray(Image.open(out / data["queries"][q]["labels_file"]).convert("RGB")).reshape(-1, 3)
+        expected = []
+        for c, name in enumerate(bank.class_names):
+            share = float((colours == palette[c]).all(1).mean())
+            if share > 0:
+                expected.append((share, name, "rgba({}, {}, {}, 1)".format(*palette[c].tolist())))
+        expected.sort(key=lambda e: -e[0])
+        assert [(n, colour) for n, colour, _ in entries] == [(n, colour) for _, n, colour in expected]
+        assert [float(s.rstrip(" %")) for _, _, s in entries] == pytest.approx([100 * s for s, _, _ in expected],
+                                                                             abs=0.051)
+    assert {name for name, _, _ in shown[0]} == {"grey", "red"}  # m0 has its red square

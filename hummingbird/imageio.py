@@ -1,0 +1,71 @@
+"""Reading images of any pixel format as 8-bit RGB, without clipping high-bit-depth data.
+
+Pillow's ``convert("RGB")`` clips 16-bit and 32-bit single-channel images to 255 (a 16-bit PNG turns
+white). Here they are scaled instead:
+
+* ``I;16*`` (16-bit grayscale PNG/TIFF): ``value / 257`` (65535 → 255);
+* ``I`` (32-bit integers): values within 0..255 are taken as 8-bit, within 0..65535 as 16-bit
+  (``/ 257``); anything else is refused;
+* ``F`` (32-bit float): values within [0, 1] are scaled by 255, within [0, 255] taken as they are;
+  anything else (negative, larger, NaN) is refused.
+
+16-bit RGB(A) PNGs are already reduced to 8 bits per channel by Pillow; grayscale, palette, CMYK and
+RGBA images are converted by Pillow (alpha dropped).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from hummingbird.errors import DatasetError, HummingbirdError
+
+
+def is_high_bit_depth(mode: str) -> bool:
+    """Whether Pillow ``mode`` holds more than 8 bits per pixel in one channel (16/32-bit int, float)."""
+    return mode.startswith("I;16") or mode in ("I", "F")
+
+
+def _eight_bit_scale(values: np.ndarray, mode: str, path: str | Path) -> float:
+    """Factor mapping ``values`` of a high-bit-depth image onto 0..255, or raise naming the file."""
+    if mode.startswith("I;16"):
+        return 1 / 257
+    low, high = (float(values.min()), float(values.max())) if values.size else (0.0, 0.0)
+    if mode == "F":
+        if not np.isfinite(values).all():
+            raise DatasetError(f"{path}: float image holds NaN or infinite values; cannot read it as a photo")
+        if low >= 0 and high <= 1:
+            return 255.0
+        if low >= 0 and high <= 255:
+            return 1.0
+        raise DatasetError(f"{path}: float image with values in [{low:g}, {high:g}], neither [0, 1] nor [0, 255]; "
+                           f"save it as an 8- or 16-bit image")
+    if low >= 0 and high <= 255:
+        return 1.0
+    if low >= 0 and high <= 65535:
+        return 1 / 257
+    raise DatasetError(f"{path}: 32-bit integer image with values in [{low:g}, {high:g}], outside 0..65535; "
+                       f"save it as an 8- or 16-bit image")
+
+
+def to_rgb8(image: Image.Image, path: str | Path = "image") -> Image.Image:
+    """Any Pillow image → 8-bit ``RGB``, high-bit-depth single-channel data scaled (not clipped)."""
+    if is_high_bit_depth(image.mode):
+        values = np.asarray(image)
+        scale = _eight_bit_scale(values, image.mode, path)
+        gray = np.clip(np.round(values.astype(np.float64) * scale), 0, 255).astype(np.uint8)
+        return Image.fromarray(gray).convert("RGB")
+    return image.convert("RGB")
+
+
+def read_rgb(path: str | Path, error: type[HummingbirdError] = DatasetError) -> Image.Image:
+    """Open ``path`` as 8-bit RGB (see :func:`to_rgb8`); problems raise ``error`` naming the file."""
+    try:
+        with Image.open(path) as img:
+            return to_rgb8(img, path)
+    except HummingbirdError as exc:
+        raise error(str(exc)) from exc
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise error(f"{path}: cannot read image, unreadable or truncated ({exc})") from exc

@@ -1,0 +1,73 @@
+"""``evaluate --save-predictions DIR``: every prediction as a palette PNG (and optionally a colour
+overlay with legend), written while the confusion matrix is accumulated from the same predictions.
+
+Metrics follow the evaluation protocol (predictions and masks at the evaluation input size); the saved
+PNGs are at each image's own resolution (the patch-grid distributions upsampled to it), named
+``<id>.png`` / ``<id>_overlay.png``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+from tqdm.auto import tqdm
+
+from hummingbird import render
+from hummingbird.atomic import atomic_path
+from hummingbird.datasets import IGNORE_INDEX, SegmentationDataset
+from hummingbird.errors import ConfigError
+from hummingbird.metrics import ConfusionMatrix
+
+
+def check_prediction_dir(dataset: SegmentationDataset, out_dir: str | Path) -> None:
+    """Refuse an ``out_dir`` where a prediction would replace one of the dataset's images or masks."""
+    out_dir = Path(out_dir)
+    inputs = {p.resolve(): p for s in dataset.samples for p in (s.image, s.mask) if p is not None}
+    for sample in dataset.samples:
+        for target in (out_dir / f"{sample.id}.png", out_dir / f"{sample.id}_overlay.png"):
+            if target.resolve() in inputs:
+                raise ConfigError(f"{target}: --save-predictions would write over the dataset file "
+                                  f"{inputs[target.resolve()]}; choose another folder")
+
+
+def save_label_png(labels: np.ndarray, palette: np.ndarray, path: Path) -> None:
+    """Label map ``(H, W)`` → palette PNG at ``path`` (atomic)."""
+    image = Image.fromarray(labels.astype(np.uint8), mode="P")
+    image.putpalette(palette.flatten().tolist())
+    with atomic_path(path) as tmp:
+        image.save(tmp, format="PNG")
+
+
+def evaluate_and_save(features, decoder, dataset: SegmentationDataset, out_dir: str | Path, palette: np.ndarray,
+                      opts, indices: Sequence[int] | None = None, overlay: bool = False,
+                      alpha: float = 0.5) -> ConfusionMatrix:
+    """Confusion matrix of ``decoder`` on ``dataset`` (or its ``indices``), writing each prediction to
+    ``out_dir/<id>.png`` (``overlay``: also ``<id>_overlay.png``, the image blended at ``alpha`` with a
+    legend). Uses the decoder's ``patch_distributions`` and ``upsample`` only."""
+    check_prediction_dir(dataset, out_dir)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    confusion = ConfusionMatrix(dataset.num_classes, IGNORE_INDEX)
+    names = list(dataset.class_names)
+    source = dataset if indices is None else torch.utils.data.Subset(dataset, list(indices))
+    loader = torch.utils.data.DataLoader(source, batch_size=opts.batch_size, num_workers=opts.num_workers)
+    for batch in tqdm(loader, desc="evaluate", disable=not opts.progress, unit="batch"):
+        masks = batch["mask"]
+        query = features(batch["image"].to(opts.device), image_ids=list(batch["id"])).cpu()
+        dists = decoder.patch_distributions(query)  # (B, h, w, C)
+        confusion.update(decoder.upsample(dists, tuple(masks.shape[-2:])), masks)
+        for dist, index, view, image_id in zip(dists, batch["index"], batch["view"], batch["id"]):
+            height, width = int(view[2]), int(view[3])  # the source image's own size
+            labels = decoder.upsample(dist[None], (height, width))[0].numpy()
+            save_label_png(labels, palette, out_dir / f"{image_id}.png")
+            if overlay:
+                image = dataset.read_image(int(index))
+                picture = render.with_legend(render.overlay(image, labels, palette, alpha), labels, names, palette)
+                with atomic_path(out_dir / f"{image_id}_overlay.png") as tmp:
+                    picture.save(tmp, format="PNG")
+    return confusion
+
