@@ -26,7 +26,6 @@ from typing import Sequence
 import faiss
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 AUTO_SEARCH, EXACT_SEARCH, CLUSTERED_SEARCH = "auto", "exact", "clustered"  # --index values
 FAISS_EXACT = "Flat"  # faiss's exact inner-product index (hummingbird.index.NeighbourIndex)
