@@ -1,22 +1,33 @@
 #!/usr/bin/env python
-"""Throughput and memory of the Hummingbird pipeline on this machine.
+"""What an evaluation costs on this machine, stage by stage, against the backbone alone.
 
-Prints and writes (JSON) for a fixed image count:
-  * token extraction: images/s of the backbone at --input-size (weights do not change speed, so the
-    default is a seeded random init of the real architecture);
-  * memory building: images/s and patches/s of build-memory (augmentation, tokens, patch labels,
-    class-balanced sampling) on generated 21-class images;
-  * search: queries/s of exact search and of each approximate faiss index over a synthetic bank of
-    --bank-size unit vectors (a Gaussian mixture, since random-init tokens are not clustered like real
-    ones), and the approximate indexes' recall@k against exact search;
-  * peak resident memory of the process.
+Default run (CPU, a few minutes on 2 cores): a memory bank from --train-images real Pascal VOC train
+images (``../shared/voc`` when present, else generated block scenes) at --input-size, every labelled
+patch kept (≈ 1,024 patches per image at 448 px with ViT-S/14, so ≥ 100k patches), the real DINOv2
+ViT-S/14 weights named by ``../shared/weights/weights.json`` when present (else a seeded random init:
+speed does not depend on weights). Then on --val-images validation images it prints and writes (JSON):
+
+  * seconds per image of the backbone alone (images already in memory);
+  * seconds per image of the whole evaluation (data loading, backbone, search, label gather, soft
+    labels, upsample, argmax, metric update), its per-stage split, and evaluation / backbone;
+  * the decoder alone (on the same query features) with the default search (--index, default
+    ``auto``) and with exact search (faiss ``Flat``), per stage, and the pixel agreement of the two;
+  * the index build time and peak resident memory.
 
     python eval/bench_hbird.py --out runs/bench_hbird.json
+
+--throughput adds the older throughput figures (token extraction, memory building on generated
+images, exact and approximate faiss indexes on a synthetic bank). --gpu-run is the full-VOC-val-sized
+run on a GPU with generated images (no dataset needed): 1,449 images at 504 px, ViT-S/14, memory
+1024·10², wall time and per-stage split:
+
+    python eval/bench_hbird.py --gpu-run --out runs/bench_hbird_gpu.json
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import platform
 import resource
 import sys
@@ -32,27 +43,271 @@ from hummingbird.backbones import encoder_from_weights_file
 from hummingbird.datasets import load_dataset
 from hummingbird.features import TokenFeatures
 from hummingbird.index import NeighbourIndex
-from hummingbird.pipeline import LoaderOptions, build_memory_bank
+from hummingbird.memory import MemoryBank
+from hummingbird.pipeline import LoaderOptions, build_memory_bank, confusion_of, make_decoder
+from hummingbird.profiling import NO_TIMER, STAGES, StageTimer
+from hummingbird.search import auto_spec
 from hummingbird.results import write_json
 from hummingbird.synthetic import write_block_dataset
-from hummingbird.transforms import MemoryAugment
+from hummingbird.transforms import EvalResize, MemoryAugment
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+EXACT_REFERENCE = "Flat"  # faiss exact search: the reference the default search is compared with
 
 
 def peak_rss_gib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # Linux reports KiB
 
 
+def shared_weights(backbone: str) -> str | None:
+    """The ``../shared/weights`` file that ``weights.json`` names for ``backbone`` (``None`` if absent)."""
+    listing = SHARED / "weights" / "weights.json"
+    if not listing.is_file():
+        return None
+    for entry in json.loads(listing.read_text()):
+        path = SHARED / "weights" / entry["file"]
+        if entry.get("backbone") == backbone and path.is_file():
+            return str(path)
+    return None
+
+
+def shared_voc() -> Path | None:
+    root = SHARED / "voc"
+    return root if (root / "VOCdevkit" / "VOC2012" / "JPEGImages").is_dir() else None
+
+
+def synchronize(device: str) -> None:
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize()
+
+
+def machine(device: str) -> dict:
+    info = {"cpu_threads": torch.get_num_threads(), "platform": platform.platform(), "device": device,
+            "python": platform.python_version(), "torch": torch.__version__}
+    try:
+        import faiss
+
+        info["faiss"] = faiss.__version__
+    except ImportError:
+        pass
+    if torch.device(device).type == "cuda":
+        info.update(cuda=torch.version.cuda, cudnn=torch.backends.cudnn.version(),
+                    gpu=torch.cuda.get_device_name(device),
+                    gpu_memory_gib=round(torch.cuda.get_device_properties(device).total_memory / 2**30, 1))
+    return info
+
+
+# ----------------------------------------------------------------------------- evaluation cost
+
+def datasets(args, tmp: Path):
+    """(train, val, description): real VOC when present (unless --synthetic), else generated scenes."""
+    root = None if args.synthetic else (Path(args.data_root) if args.data_root else shared_voc())
+    if root is not None:
+        train = load_dataset("voc", root, "train", MemoryAugment(args.input_size), seed=args.seed)
+        val = load_dataset("voc", root, "val", EvalResize(args.input_size))
+        what = f"Pascal VOC 2012 at {root}"
+    else:
+        root = write_block_dataset(tmp / "scenes", n_train=args.train_images, n_val=args.val_images,
+                                   size=args.input_size, block=args.input_size // 8, num_classes=21)
+        train = load_dataset("folder", root, "train", MemoryAugment(args.input_size), seed=args.seed)
+        val = load_dataset("folder", root, "val", EvalResize(args.input_size))
+        what = "generated 21-class block scenes"
+    return train.first(args.train_images), val.first(args.val_images), what
+
+
+def batches_of(dataset, opts: LoaderOptions) -> list[dict]:
+    """Every batch of ``dataset``, loaded into memory."""
+    return list(torch.utils.data.DataLoader(dataset, batch_size=opts.batch_size, num_workers=opts.num_workers))
+
+
+def backbone_alone(features, batches: list[dict], device: str) -> tuple[float, list[torch.Tensor]]:
+    """Seconds of the backbone on in-memory batches; returns the query features too (kept on the device)."""
+    features(batches[0]["image"][:1].to(device))  # warm-up
+    synchronize(device)
+    feats, seconds = [], 0.0
+    for batch in batches:
+        images = batch["image"].to(device)
+        synchronize(device)
+        started = time.perf_counter()
+        feats.append(features(images))
+        synchronize(device)
+        seconds += time.perf_counter() - started
+    return seconds, feats
+
+
+def decoder_alone(decoder, feats: list[torch.Tensor], batches: list[dict], device: str) -> tuple[dict, torch.Tensor]:
+    """Per-stage seconds of ``decoder`` on cached query features; returns its label maps (on the CPU)."""
+    timer = StageTimer(device)
+    decoder.timer = timer
+    maps = []
+    for f, batch in zip(feats, batches):
+        maps.append(decoder.predict(f, tuple(batch["mask"].shape[-2:])).cpu())
+    synchronize(device)
+    decoder.timer = NO_TIMER
+    return dict(timer.seconds), torch.cat(maps)
+
+
+def stage_rank(stage: str) -> int:
+    return STAGES.index(stage) if stage in STAGES else len(STAGES)
+
+
+def describe(index) -> str:
+    """The search a decoder uses, with its parameters."""
+    text = f"{index.spec}"
+    if hasattr(index, "nlist"):
+        text += f" (nlist {index.nlist}, nprobe {index.nprobe})"
+    if getattr(index, "score_dtype", None) is not None:
+        text += f" ({str(index.score_dtype).split('.')[-1]} scoring, exact re-ranking)"
+    return text
+
+
+def stage_lines(seconds: dict, images: int, backbone: float | None = None) -> list[str]:
+    total = sum(seconds.values())
+    lines = []
+    for stage, s in sorted(seconds.items(), key=lambda item: stage_rank(item[0])):
+        share = f"{100 * s / total:5.1f} %"
+        vs = f", {s / backbone:5.3f} x backbone" if backbone else ""
+        lines.append(f"    {stage:<14} {s / images:8.4f} s/image  ({share}{vs})")
+    return lines
+
+
+def bench_evaluation(args) -> dict:
+    device = args.device
+    weights = args.weights
+    if weights == "auto":
+        weights = shared_weights(args.backbone) or "random"
+    features = TokenFeatures(encoder_from_weights_file(args.backbone, weights)).to(device)
+    opts = LoaderOptions(batch_size=args.batch_size, num_workers=args.num_workers, device=device, progress=False)
+    out = {"backbone": args.backbone, "weights": weights, "input_size": args.input_size, "index": args.index,
+           "k": args.k}
+    with tempfile.TemporaryDirectory() as tmp:
+        train, val, what = datasets(args, Path(tmp))
+        out["data"] = what
+        print(f"{args.backbone} ({Path(weights).name if weights != 'random' else 'random weights'}) at "
+              f"{args.input_size} px on {device}; {what}: {len(train)} train / {len(val)} val images")
+
+        started = time.perf_counter()
+        bank = build_memory_bank(features, train, args.input_size, memory_size=args.memory_size, seed=args.seed,
+                                 opts=opts)
+        synchronize(device)
+        build = time.perf_counter() - started
+        out["memory"] = {"images": len(train), "patches": len(bank), "seconds": round(build, 2),
+                         "s_per_image": round(build / len(train), 4)}
+        print(f"memory: {len(bank):,} patches from {len(train)} images in {build:.1f} s "
+              f"({build / len(train):.3f} s/image)")
+
+        started = time.perf_counter()
+        decoder = make_decoder(bank, k=args.k, index_spec=args.index, seed=args.seed, device=device)
+        synchronize(device)
+        out["index_build_seconds"] = round(time.perf_counter() - started, 2)
+        out["search"] = describe(decoder.index)
+        print(f"index {args.index} → {out['search']}: built in {out['index_build_seconds']:.1f} s")
+
+        # the whole evaluation, profiled stage by stage
+        n = len(val)
+        timer = StageTimer(device)
+        started = time.perf_counter()
+        confusion_of(features, decoder, val, opts, timer=timer)
+        synchronize(device)
+        wall = time.perf_counter() - started
+        if args.unprofiled:  # the same run without synchronising stages: the wall time a user sees
+            started = time.perf_counter()
+            confusion_of(features, decoder, val, opts)
+            synchronize(device)
+            out["evaluation_unprofiled_s_per_image"] = round((time.perf_counter() - started) / n, 4)
+
+        # the backbone alone on the same images, already in memory
+        batches = batches_of(val.first(args.agreement_images or n), opts)
+        agree_n = sum(len(b["image"]) for b in batches)
+        if agree_n == n:
+            backbone, feats = backbone_alone(features, batches, device)
+        else:  # time the backbone on every image, keep features of the first --agreement-images
+            backbone, _ = backbone_alone(features, batches_of(val, opts), device)
+            _, feats = backbone_alone(features, batches, device)
+        out["backbone_s_per_image"] = round(backbone / n, 4)
+        out["evaluation_s_per_image"] = round(wall / n, 4)
+        out["ratio"] = round(wall / backbone, 3)
+        out["evaluation_stages_s_per_image"] = {k: round(v, 5) for k, v in timer.per_image(n).items()}
+        out["decoder_after_backbone_s_per_image"] = round(
+            sum(v for k, v in timer.seconds.items() if k not in ("backbone", "data loading")) / n, 4)
+        print(f"backbone alone:   {backbone / n:.3f} s/image")
+        print(f"whole evaluation: {wall / n:.3f} s/image ({n} images, search {args.index}); "
+              f"evaluation / backbone = {wall / backbone:.2f}")
+        if "evaluation_unprofiled_s_per_image" in out:
+            print(f"whole evaluation, stages not synchronised: {out['evaluation_unprofiled_s_per_image']:.4f} s/image")
+        print("  per stage:")
+        print("\n".join(stage_lines(timer.seconds, n, backbone=timer.seconds.get("backbone"))))
+
+        # the decoder alone on the same features: default search against exact search
+        reference = make_decoder(bank, k=args.k, index_spec=EXACT_REFERENCE, seed=args.seed)
+        out["decoder"] = {}
+        maps = {}
+        for name, dec in ((args.index, decoder), (f"{EXACT_REFERENCE} (exact reference)", reference)):
+            stages, maps[name] = decoder_alone(dec, feats, batches, device)
+            out["decoder"][name] = {k: round(v / agree_n, 5)
+                                    for k, v in sorted(stages.items(), key=lambda item: stage_rank(item[0]))}
+            print(f"decoder alone, {name}: {sum(stages.values()) / agree_n:.4f} s/image "
+                  f"({sum(stages.values()) / backbone * n / agree_n:.3f} x backbone)")
+            print("\n".join(stage_lines(stages, agree_n)))
+        default_maps, exact_maps = maps.values()
+        masks = torch.cat([b["mask"] for b in batches])
+        labelled = masks != 255
+        agreement = float((default_maps == exact_maps).float().mean())
+        out["pixel_agreement_with_exact"] = round(agreement, 6)
+        out["pixel_agreement_labelled_pixels"] = round(float((default_maps == exact_maps)[labelled].float().mean()), 6)
+        print(f"pixel agreement of {args.index} with exact search: {100 * agreement:.3f} % "
+              f"({agree_n} images, {default_maps.numel():,} pixels)")
+        if args.sweep_search:
+            out["sweep"] = sweep_search(bank, feats, batches, args, backbone / n)
+    return out
+
+
+def sweep_search(bank: MemoryBank, feats: list[torch.Tensor], batches: list[dict], args, backbone: float) -> list[dict]:
+    """Exact against clustered search on random subsets of the memory: index build seconds, decoder
+    seconds per image, pixel agreement, to place the size from which ``auto`` clusters."""
+    device = args.device
+    n = sum(len(f) for f in feats)
+    rows = []
+    print(f"search sweep ({n} images; backbone {backbone:.3f} s/image):")
+    g = torch.Generator().manual_seed(args.seed)
+    for size in [s for s in args.sweep_sizes if s <= len(bank)]:
+        keep = torch.randperm(len(bank), generator=g)[:size].sort().values
+        part = MemoryBank(bank.features[keep], bank.labels[keep], bank.sources[keep], bank.views, bank.metadata)
+        row, maps = {"memory": size}, {}
+        for name, spec in (("exact", auto_spec(0, device)), ("clustered", "clustered")):
+            started = time.perf_counter()
+            dec = make_decoder(part, k=args.k, index_spec=spec, seed=args.seed, device=device)
+            synchronize(device)
+            build = time.perf_counter() - started
+            stages, maps[name] = decoder_alone(dec, feats, batches, device)
+            row[name] = {"search": describe(dec.index), "build_seconds": round(build, 2),
+                         "search_s_per_image": round(stages["search"] / n, 4),
+                         "decoder_s_per_image": round(sum(stages.values()) / n, 4)}
+            if name == "clustered":
+                row[name].update(nlist=dec.index.nlist, nprobe=dec.index.nprobe)
+        row["pixel_agreement"] = round(float((maps["exact"] == maps["clustered"]).float().mean()), 6)
+        rows.append(row)
+        e, c = row["exact"], row["clustered"]
+        print(f"  memory {size:>7,}: exact ({e['search']}) {e['search_s_per_image']:.4f} s/image "
+              f"({e['search_s_per_image'] / backbone:.3f} x backbone); clustered (nlist {c['nlist']}, nprobe "
+              f"{c['nprobe']}) {c['search_s_per_image']:.4f} s/image + {c['build_seconds']:.1f} s build; "
+              f"agreement {100 * row['pixel_agreement']:.3f} %")
+    return rows
+
+
+# ----------------------------------------------------------------------------- throughput (--throughput)
+
 def bench_tokens(features: TokenFeatures, images: int, size: int, batch: int, device: str) -> dict:
     x = torch.rand(batch, 3, size, size, device=device)
     features(x[:1])  # warm-up
+    synchronize(device)
     started = time.perf_counter()
     done = 0
     while done < images:
         n = min(batch, images - done)
         features(x[:n])
         done += n
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
+    synchronize(device)
     seconds = time.perf_counter() - started
     return {"images": images, "seconds": round(seconds, 3), "images_per_s": round(images / seconds, 2)}
 
@@ -102,49 +357,94 @@ def bench_search(bank_size: int, dim: int, queries: int, k: int, specs: list[str
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
+def bench_throughput(args) -> dict:
+    size = args.throughput_input_size
+    features = TokenFeatures(encoder_from_weights_file(args.throughput_backbone, "random")).to(args.device)
+    opts = LoaderOptions(batch_size=args.batch_size, num_workers=args.num_workers, device=args.device, progress=False)
+    out = {"backbone": args.throughput_backbone, "input_size": size}
+    out["tokens"] = bench_tokens(features, args.throughput_images, size, args.batch_size, args.device)
+    print(f"tokens:  {out['tokens']['images_per_s']:.2f} images/s ({args.throughput_backbone} @ {size}px)")
+    out["memory"] = bench_memory(features, args.throughput_images, size, opts)
+    for label, row in out["memory"].items():
+        print(f"memory ({label}): {row['images_per_s']:.2f} images/s, {row['patches_per_s']:.0f} patches/s, "
+              f"{row['patches_kept']} kept")
+    out["search"] = bench_search(args.bank_size, args.dim, args.queries, args.k, args.index_specs,
+                                 args.nprobe, args.seed)
+    for spec, row in out["search"]["indexes"].items():
+        recall = f", recall@{args.k} {row['recall_at_k']:.3f}" if "recall_at_k" in row else " (exact)"
+        print(f"search {spec:>14}: {row['queries_per_s']:.0f} queries/s, build {row['build_seconds']:.1f}s{recall}")
+    return out
+
+
+# ----------------------------------------------------------------------------- command line
+
+GPU_RUN = {"synthetic": True, "train_images": 100, "val_images": 1449, "input_size": 504, "memory_size": 102_400,
+           "device": "cuda", "batch_size": 16, "num_workers": 8, "agreement_images": 64, "unprofiled": True}
+
+
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
-    p.add_argument("--backbone", default="dino_vits16")
-    p.add_argument("--weights", default="random", help="checkpoint path, or 'random' (speed does not depend on it)")
-    p.add_argument("--input-size", type=int, default=512)
-    p.add_argument("--images", type=int, default=16, help="images for token extraction and memory building")
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--num-workers", type=int, default=2)
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--bank-size", type=int, default=200_000)
-    p.add_argument("--dim", type=int, default=384)
-    p.add_argument("--queries", type=int, default=10_000)
-    p.add_argument("--k", type=int, default=30)
-    p.add_argument("--index-specs", nargs="*", default=["IVF1024,Flat", "IVF1024,SQ8", "HNSW32"])
-    p.add_argument("--nprobe", type=int, default=64)
-    p.add_argument("--threads", type=int, default=None, help="torch/faiss threads (default: all cores)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default="runs/bench_hbird.json")
-    args = p.parse_args(argv)
+    g = p.add_argument_group("evaluation cost")
+    g.add_argument("--backbone", default="dinov2_vits14")
+    g.add_argument("--weights", default="auto",
+                   help="checkpoint path, 'random', or 'auto': ../shared/weights (weights.json) else random")
+    g.add_argument("--data-root", default=None, help="Pascal VOC root (default: ../shared/voc when present)")
+    g.add_argument("--synthetic", action="store_true", help="generated block scenes instead of VOC")
+    g.add_argument("--input-size", type=int, default=448)
+    g.add_argument("--train-images", type=int, default=100)
+    g.add_argument("--memory-size", type=int, default=None, help="default: every labelled patch")
+    g.add_argument("--val-images", type=int, default=24)
+    g.add_argument("--agreement-images", type=int, default=None,
+                   help="images compared with exact search (default: all --val-images)")
+    g.add_argument("--index", default="auto", help="search under test: auto, exact, clustered, or a faiss string")
+    g.add_argument("--k", type=int, default=30)
+    g.add_argument("--unprofiled", action="store_true", help="also time the evaluation without stage timers")
+    g.add_argument("--sweep-search", action="store_true",
+                   help="also compare exact and clustered search on subsets of the memory (--sweep-sizes)")
+    g.add_argument("--sweep-sizes", type=int, nargs="+", default=[5_000, 10_000, 20_000, 40_000, 80_000])
+    g.add_argument("--gpu-run", action="store_true",
+                   help="preset: " + ", ".join(f"--{k.replace('_', '-')} {v}" for k, v in GPU_RUN.items()))
+    g = p.add_argument_group("throughput (--throughput)")
+    g.add_argument("--throughput", action="store_true",
+                   help="also measure token extraction, memory building and faiss indexes (older figures)")
+    g.add_argument("--throughput-backbone", default="dino_vits16")
+    g.add_argument("--throughput-input-size", type=int, default=512)
+    g.add_argument("--throughput-images", type=int, default=16)
+    g.add_argument("--bank-size", type=int, default=200_000)
+    g.add_argument("--dim", type=int, default=384)
+    g.add_argument("--queries", type=int, default=10_000)
+    g.add_argument("--index-specs", nargs="*", default=["IVF1024,Flat", "IVF1024,SQ8", "HNSW32"])
+    g.add_argument("--nprobe", type=int, default=64)
+    g = p.add_argument_group("runtime")
+    g.add_argument("--batch-size", type=int, default=8)
+    g.add_argument("--num-workers", type=int, default=1)
+    g.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    g.add_argument("--threads", type=int, default=None, help="torch/faiss threads (default: all cores)")
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--out", default="runs/bench_hbird.json")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.gpu_run:
+        parser.set_defaults(**GPU_RUN)
+        args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
         import faiss
 
         faiss.omp_set_num_threads(args.threads)
-
-    features = TokenFeatures(encoder_from_weights_file(args.backbone, args.weights)).to(args.device)
-    opts = LoaderOptions(batch_size=args.batch_size, num_workers=args.num_workers, device=args.device, progress=False)
-    report = {"machine": {"cpu_count": torch.get_num_threads(), "platform": platform.platform(),
-                          "device": args.device, "torch": torch.__version__},
-              "backbone": args.backbone, "input_size": args.input_size}
-    report["tokens"] = bench_tokens(features, args.images, args.input_size, args.batch_size, args.device)
-    print(f"tokens:  {report['tokens']['images_per_s']:.2f} images/s ({args.backbone} @ {args.input_size}px)")
-    report["memory"] = bench_memory(features, args.images, args.input_size, opts)
-    for label, row in report["memory"].items():
-        print(f"memory ({label}): {row['images_per_s']:.2f} images/s, {row['patches_per_s']:.0f} patches/s, "
-              f"{row['patches_kept']} kept")
-    report["search"] = bench_search(args.bank_size, args.dim, args.queries, args.k, args.index_specs,
-                                    args.nprobe, args.seed)
-    for spec, row in report["search"]["indexes"].items():
-        recall = f", recall@{args.k} {row['recall_at_k']:.3f}" if "recall_at_k" in row else " (exact)"
-        print(f"search {spec:>14}: {row['queries_per_s']:.0f} queries/s, build {row['build_seconds']:.1f}s{recall}")
+    report = {"machine": machine(args.device), "command": " ".join(sys.argv)}
+    print("machine: " + ", ".join(f"{k} {v}" for k, v in report["machine"].items()))
+    report["evaluation"] = bench_evaluation(args)
+    if args.throughput:
+        report["throughput"] = bench_throughput(args)
     report["peak_rss_gib"] = round(peak_rss_gib(), 3)
+    if torch.device(args.device).type == "cuda":
+        report["peak_gpu_memory_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 3)
     print(f"peak RSS: {report['peak_rss_gib']:.2f} GiB")
     write_json(args.out, report)
     print(f"wrote {args.out}")

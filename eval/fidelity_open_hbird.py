@@ -19,7 +19,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 
 from hummingbird.backbones import load_backbone
 from hummingbird.classes import VOC_CLASSES

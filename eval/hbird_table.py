@@ -66,12 +66,13 @@ def build_parser(dataset: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--input-size", type=int, default=None, help="default 512 (504 for /14)")
     p.add_argument("--k", type=int, default=30)
     p.add_argument("--temperature", type=float, default=0.02)
-    p.add_argument("--index", default="Flat", help="faiss factory string")
+    p.add_argument("--index", default="auto", help="auto (exact, clustered above ~40k patches), exact, clustered, "
+                                                   "or a faiss factory string")
     p.add_argument("--fp16", action="store_true", help="float16 memory features")
     p.add_argument("--sharded", action="store_true",
                    help="build each row's bank as shards under --out-dir/banks/ (for banks larger than RAM)")
     p.add_argument("--shard-images", type=int, default=256)
-    p.add_argument("--nprobe", type=int, default=64)
+    p.add_argument("--nprobe", type=int, default=None, help="default: clustered's own, 64 for faiss")
     p.add_argument("--refine", type=int, default=1, help="re-rank refine×k approximate candidates exactly")
     p.add_argument("--limit-train", type=int, default=None, help="first N training images (smoke runs)")
     p.add_argument("--limit-val", type=int, default=None, help="first N validation images (smoke runs)")
@@ -145,7 +146,7 @@ def main(argv: list[str] | None = None, dataset: str | None = None) -> int:
                                      augmentation_epochs=args.augmentation_epochs, seed=args.seed, fp16=args.fp16,
                                      opts=opts, protocol=protocol)
         decoder = make_decoder(bank, k=args.k, temperature=args.temperature, index_spec=args.index, seed=args.seed,
-                               nprobe=args.nprobe, refine=args.refine)
+                               nprobe=args.nprobe, refine=args.refine, device=args.device)
         result = evaluate(features, decoder, val, opts, headline=protocol.headline_metric)
         row = {"row": name, "dataset": args.dataset, "backbone": args.backbone, "feature_kind": kind,
                "protocol_preset": protocol.name, "headline": protocol.headline_metric, "pos_embed": encoder.pos_embed,

@@ -187,8 +187,11 @@ def _add_decoder_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("decoder")
     g.add_argument("--k", type=positive_int, default=30, help="neighbours per patch")
     g.add_argument("--temperature", type=positive_float, default=0.02, help="softmax temperature τ > 0")
-    g.add_argument("--index", default="Flat", help="faiss factory string: Flat (exact), IVF4096,PQ64, HNSW32, ...")
-    g.add_argument("--nprobe", type=positive_int, default=64, help="IVF lists searched per query")
+    g.add_argument("--index", default="auto",
+                   help="auto (default: exact search for small memories, clustered above ~40k patches on CPU), "
+                        "exact, clustered (torch, on --device), or a faiss factory string: Flat, IVF4096,PQ64, ...")
+    g.add_argument("--nprobe", type=positive_int, default=None,
+                   help="partitions (IVF lists) searched per query (default: clustered's own, 64 for faiss)")
     g.add_argument("--refine", type=positive_int, default=1,
                    help="approximate indexes: re-rank refine×k candidates exactly (e.g. 10 with IVF-PQ)")
 
@@ -533,7 +536,7 @@ def cmd_evaluate(args) -> int:
         raise BankError(f"{args.bank or 'memory bank'}: built for other classes than {dataset.root} "
                         f"({bank.num_classes} vs {dataset.num_classes} classes{'; ' + ', '.join(differ[:3]) if differ else ''})")
     decoder = make_decoder(bank, k=args.k, temperature=args.temperature, index_spec=args.index,
-                           nprobe=args.nprobe, seed=args.seed, refine=args.refine)
+                           nprobe=args.nprobe, seed=args.seed, refine=args.refine, device=_device(args.device))
     started = time.perf_counter()
     if args.save_predictions:
         from hummingbird.palettes import palette_for
@@ -633,7 +636,8 @@ def _bank_pipeline(args) -> BankPipeline:
     size = _input_size(args, encoder, bank.metadata)
     features = _features(args, encoder, size, bank.metadata)
     bank.check_compatible(dict(features.metadata(), input_size=size), source=args.bank)  # its own preset
-    decoder = make_decoder(bank, k=args.k, temperature=args.temperature, index_spec=args.index, nprobe=args.nprobe)
+    decoder = make_decoder(bank, k=args.k, temperature=args.temperature, index_spec=args.index, nprobe=args.nprobe,
+                           device=_device(args.device))
     palette = palette_for(bank.metadata.get("dataset", "folder"), bank.num_classes)
     return BankPipeline(bank, encoder, features, size, decoder, palette)
 

@@ -11,23 +11,53 @@ class ConfusionMatrix:
     """Accumulates a ``(C, C)`` int64 confusion matrix (rows: ground truth, columns: prediction).
 
     Pixels whose ground truth is ``ignore_index`` are skipped; only the matrix is kept, never masks.
+    Counts accumulate on the device of the predictions (one ``bincount`` per update, no copy to the
+    host); :attr:`matrix` brings them to the CPU. Target values outside ``[0, C)`` raise ``ValueError``
+    at the update on the CPU, and when the matrix is read on other devices (checking there would wait
+    for the device at every update).
     """
 
     def __init__(self, num_classes: int, ignore_index: int = 255):
         self.num_classes, self.ignore_index = num_classes, ignore_index
-        self.matrix = torch.zeros(num_classes, num_classes, dtype=torch.int64)
+        # C·C cells, then one bin counting target values out of range
+        self._counts = torch.zeros(num_classes * num_classes + 1, dtype=torch.int64)
+
+    @property
+    def matrix(self) -> torch.Tensor:
+        """The ``(C, C)`` counts, on the CPU (in-place changes, e.g. an all-reduce, are kept)."""
+        if self._counts.device.type != "cpu":
+            self._counts = self._counts.cpu()
+        self._check(self._counts)
+        c = self.num_classes
+        return self._counts[: c * c].view(c, c)
+
+    @matrix.setter
+    def matrix(self, value: torch.Tensor) -> None:
+        flat = torch.as_tensor(value, dtype=torch.int64).reshape(-1).cpu()
+        self._counts = torch.cat([flat, self._counts[-1:].cpu()])
 
     def update(self, predictions: torch.Tensor, targets: torch.Tensor) -> None:
-        """Add ``predictions`` and ``targets`` of equal shape ``(B, H, W)``."""
+        """Add ``predictions`` and ``targets`` of equal shape ``(B, H, W)`` (targets are moved to the
+        predictions' device)."""
         if predictions.shape != targets.shape:
             raise ValueError(f"prediction shape {tuple(predictions.shape)} != target shape {tuple(targets.shape)}")
         c = self.num_classes
-        targets, predictions = targets.reshape(-1).long().cpu(), predictions.reshape(-1).long().cpu()
-        keep = targets != self.ignore_index
-        targets, predictions = targets[keep], predictions[keep]
-        if targets.numel() and (targets.min() < 0 or targets.max() >= c):
-            raise ValueError(f"target values outside [0, {c}) and not {self.ignore_index}")
-        self.matrix += torch.bincount(targets * c + predictions.clamp(0, c - 1), minlength=c * c).view(c, c)
+        device = predictions.device
+        targets = targets.reshape(-1).to(device, torch.int64, non_blocking=True)
+        cells = targets * c + predictions.reshape(-1).long().clamp(0, c - 1)
+        # ignored pixels → bin C·C+1 (dropped), out-of-range targets → bin C·C (checked)
+        bins = torch.where(targets == self.ignore_index, c * c + 1,
+                           torch.where((targets < 0) | (targets >= c), c * c, cells))
+        counts = torch.bincount(bins, minlength=c * c + 2)[: c * c + 1]
+        if device.type == "cpu":
+            self._check(counts)
+        if self._counts.device != device:
+            self._counts = self._counts.to(device)
+        self._counts += counts
+
+    def _check(self, counts: torch.Tensor) -> None:
+        if counts[-1] > 0:
+            raise ValueError(f"target values outside [0, {self.num_classes}) and not {self.ignore_index}")
 
     def merge(self, other: "ConfusionMatrix") -> None:
         self.matrix += other.matrix

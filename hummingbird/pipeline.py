@@ -16,10 +16,13 @@ from hummingbird.datasets import IGNORE_INDEX, SegmentationDataset
 from hummingbird.decoder import HummingbirdDecoder
 from hummingbird.errors import ConfigError
 from hummingbird.features import TokenFeatures
-from hummingbird.index import EXACT, NeighbourIndex
+from hummingbird.index import NeighbourIndex
 from hummingbird.memory import MemoryBank
 from hummingbird.metrics import ConfusionMatrix, open_hbird_hungarian_scores, scores
 from hummingbird.protocols import PROTOCOLS, Protocol
+from hummingbird.profiling import NO_TIMER
+from hummingbird.search import (AUTO_SEARCH, CLUSTERED_SEARCH, EXACT_SEARCH, ClusteredSearch, ExactSearch,
+                                as_float_tensor, auto_spec, fits_on_device)
 
 
 SELECTION_SALT = 0x5BD1E995  # decorrelates an image's patch selection from its augmentation
@@ -110,16 +113,50 @@ def build_memory_bank(features: TokenFeatures, dataset: SegmentationDataset, inp
     return bank
 
 
-def make_decoder(bank, k: int = 30, temperature: float = 0.02, index_spec: str = EXACT,
-                 nprobe: int = 64, use_gpu: bool | str = "auto", seed: int = 0, refine: int = 1,
-                 train_size: int = 262_144) -> HummingbirdDecoder:
-    """Index a bank's features (a :class:`MemoryBank`, or a sharded bank filled shard by shard from
-    memory maps) and wrap them in a :class:`HummingbirdDecoder`."""
-    index = NeighbourIndex(bank.dim, index_spec, nprobe=nprobe, use_gpu=use_gpu, seed=seed, refine=refine,
+def make_decoder(bank, k: int = 30, temperature: float = 0.02, index_spec: str = AUTO_SEARCH,
+                 nprobe: int | None = None, use_gpu: bool | str = "auto", seed: int = 0, refine: int = 1,
+                 train_size: int = 262_144, device: str | torch.device = "cpu") -> HummingbirdDecoder:
+    """Index a bank's features (a :class:`MemoryBank`, or a sharded bank read shard by shard from
+    memory maps) and wrap them in a :class:`HummingbirdDecoder`.
+
+    Args:
+        index_spec: ``auto`` (default: exact search for small memories, clustered search above a
+            measured size, see :func:`hummingbird.search.auto_spec`), ``exact`` or ``clustered`` (torch
+            searches on ``device``), or a faiss factory string (``Flat``, ``IVF4096,PQ64``, ...).
+        nprobe: partitions visited per query by clustered and faiss IVF searches (default: the
+            clustered search's own rule, 64 for faiss).
+        use_gpu, refine, train_size: faiss indexes only (see :class:`~hummingbird.index.NeighbourIndex`).
+        device: where torch searches keep the memory and run; on CUDA the labels go there too (when
+            they fit), so the whole query path stays on the GPU.
+    """
+    device = torch.device(device)
+    chunks = [bank.features] if isinstance(bank, MemoryBank) else list(bank.feature_chunks())
+    spec = index_spec
+    if spec == AUTO_SEARCH:
+        itemsize = 2 if str(chunks[0].dtype).endswith("float16") else 4
+        spec = auto_spec(len(bank), device, len(bank) * bank.dim * itemsize)
+    if spec == EXACT_SEARCH:
+        index = ExactSearch(chunks, device)
+    elif spec == CLUSTERED_SEARCH:
+        index = ClusteredSearch(chunks, device, nprobe=nprobe, seed=seed)
+    else:
+        index = _faiss_index(bank, spec, nprobe=64 if nprobe is None else nprobe, use_gpu=use_gpu, seed=seed,
+                             refine=refine, train_size=train_size)
+    labels = bank.labels.float() if isinstance(bank, MemoryBank) else bank.labels
+    home = getattr(index, "device", torch.device("cpu"))
+    if home.type != "cpu" and fits_on_device(len(bank) * bank.num_classes * 4, home):
+        labels = torch.cat([as_float_tensor(p) for p in getattr(labels, "parts", [labels])]).to(home)
+    return HummingbirdDecoder(index, labels, k=k, temperature=temperature)
+
+
+def _faiss_index(bank, spec: str, nprobe: int, use_gpu: bool | str, seed: int, refine: int,
+                 train_size: int) -> NeighbourIndex:
+    """A faiss index over a bank (filled shard by shard for sharded banks), keeping the raw features
+    for exact re-ranking."""
+    index = NeighbourIndex(bank.dim, spec, nprobe=nprobe, use_gpu=use_gpu, seed=seed, refine=refine,
                            train_size=train_size)
     if isinstance(bank, MemoryBank):
-        index.add(bank.features).keep_raw(bank.features)
-        return HummingbirdDecoder(index, bank.labels.float(), k=k, temperature=temperature)
+        return index.add(bank.features).keep_raw(bank.features)
     from hummingbird.shards import RowGather
 
     raw = RowGather(list(bank.feature_chunks()))
@@ -128,18 +165,32 @@ def make_decoder(bank, k: int = 30, temperature: float = 0.02, index_spec: str =
     index.train(raw[torch.from_numpy(sample_rows)])
     for chunk in bank.feature_chunks():
         index.add(chunk)
-    return HummingbirdDecoder(index.keep_raw(raw), bank.labels, k=k, temperature=temperature)
+    return index.keep_raw(raw)
 
 
 def confusion_of(features: TokenFeatures, decoder: HummingbirdDecoder, dataset: SegmentationDataset,
-                 opts: LoaderOptions | None = None, indices: Sequence[int] | None = None) -> ConfusionMatrix:
-    """Confusion matrix of ``decoder`` on ``dataset`` (or its ``indices``)."""
+                 opts: LoaderOptions | None = None, indices: Sequence[int] | None = None,
+                 timer=NO_TIMER) -> ConfusionMatrix:
+    """Confusion matrix of ``decoder`` on ``dataset`` (or its ``indices``); ``timer`` (a
+    :class:`~hummingbird.profiling.StageTimer`) is charged with every stage of the path."""
     opts = opts or LoaderOptions()
     confusion = ConfusionMatrix(dataset.num_classes, IGNORE_INDEX)
-    for batch in tqdm(_loader(dataset, opts, indices), desc="evaluate", disable=not opts.progress, unit="batch"):
-        masks = batch["mask"]
-        query = features(batch["image"].to(opts.device), image_ids=list(batch["id"])).cpu()
-        confusion.update(decoder.predict(query, tuple(masks.shape[-2:])), masks)
+    batches = iter(tqdm(_loader(dataset, opts, indices), desc="evaluate", disable=not opts.progress, unit="batch"))
+    previous, decoder.timer = decoder.timer, timer
+    try:
+        while True:
+            with timer("data loading"):
+                batch = next(batches, None)
+            if batch is None:
+                break
+            masks = batch["mask"]
+            with timer("backbone"):
+                query = features(batch["image"].to(opts.device, non_blocking=True), image_ids=list(batch["id"]))
+            predictions = decoder.predict(query, tuple(masks.shape[-2:]))  # on the features' device
+            with timer("metric update"):
+                confusion.update(predictions, masks)
+    finally:
+        decoder.timer = previous
     return confusion
 
 
@@ -181,4 +232,4 @@ def evaluate(features: TokenFeatures, decoder: HummingbirdDecoder, dataset: Segm
 def segment(features: TokenFeatures, decoder: HummingbirdDecoder, images: torch.Tensor) -> torch.Tensor:
     """Images ``(B, 3, S, S)`` in ``[0, 1]`` → label maps ``(B, S, S)`` int64."""
     device = next(features.encoder.parameters()).device
-    return decoder.predict(features(images.to(device)).cpu(), tuple(images.shape[-2:]))
+    return decoder.predict(features(images.to(device)), tuple(images.shape[-2:])).cpu()
