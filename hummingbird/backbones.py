@@ -80,12 +80,15 @@ class PatchEncoder(nn.Module):
             last block). The final LayerNorm is applied to the chosen block's output.
         name: preset or timm name, recorded in bank metadata.
         weights_id: identifies the weights (file SHA-256, hub tag, or ``random:seed<N>``).
+        weights_file: the local checkpoint the weights came from (absolute), recorded so that commands
+            given a bank find it again; not part of a bank's compatibility check (``weights_id`` is).
         normalisation: ``(mean, std)`` of the input normalisation; default: the model's pretrained config
             (ImageNet statistics for DINO, DINOv2, MAE).
     """
 
     def __init__(self, model: VisionTransformer, layer: int = -1, name: str = "custom",
-                 weights_id: str = "unknown", normalisation: tuple[tuple, tuple] | None = None):
+                 weights_id: str = "unknown", normalisation: tuple[tuple, tuple] | None = None,
+                 weights_file: str | None = None):
         super().__init__()
         if not isinstance(model, VisionTransformer):
             raise ConfigError(f"backbone {name!r} is a {type(model).__name__}, not a timm VisionTransformer")
@@ -96,6 +99,7 @@ class PatchEncoder(nn.Module):
         self.layer = layer % depth
         self.name = name
         self.weights_id = weights_id
+        self.weights_file = weights_file
         self.patch_size = int(model.patch_embed.patch_size[0])
         self.embed_dim = int(model.embed_dim)
         self.num_prefix_tokens = int(model.num_prefix_tokens)
@@ -168,6 +172,7 @@ class PatchEncoder(nn.Module):
         return {
             "backbone": self.name,
             "weights": self.weights_id,
+            **({"weights_file": self.weights_file} if self.weights_file else {}),
             "layer": self.layer,
             "patch_size": self.patch_size,
             "embed_dim": self.embed_dim,
@@ -248,7 +253,9 @@ def load_backbone(name: str, weights: str | Path | None = None, layer: int = -1,
         load_into_vit(model, weights)
         weights_id = f"sha256:{file_sha256(weights)}"
     use_pos_embed_rule(model, pos_embed or default_pos_embed(name))
-    return PatchEncoder(model, layer=layer, name=name, weights_id=weights_id, normalisation=normalisation)
+    weights_file = None if weights is None or str(weights) == RANDOM_WEIGHTS else str(Path(weights).resolve())
+    return PatchEncoder(model, layer=layer, name=name, weights_id=weights_id, normalisation=normalisation,
+                        weights_file=weights_file)
 
 
 def default_pos_embed(name: str) -> str:

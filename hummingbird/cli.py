@@ -329,6 +329,11 @@ def _encoder(args, bank_meta: dict | None = None) -> PatchEncoder:
     weights = args.weights
     if weights is None and str(meta.get("weights", "")).startswith("random:"):
         weights = RANDOM_WEIGHTS
+    elif weights is None and meta.get("weights_file") and not os.environ.get("HUMMINGBIRD_WEIGHTS"):
+        # the checkpoint the bank was built from, where it was or beside the bank; the bank's SHA-256
+        # check refuses a file that changed
+        found = Path(_bank_relative_file(meta["weights_file"], getattr(args, "bank", None)))
+        weights = str(found) if found.is_file() else None
     layer = args.layer if args.layer is not None else meta.get("layer", -1)
     encoder = encoder_from_weights_file(args.backbone or meta.get("backbone"), weights, layer=layer,
                                         pos_embed=args.pos_embed or meta.get("pos_embed"),
@@ -376,18 +381,18 @@ def _features(args, encoder: PatchEncoder, size: int, bank_meta: dict | None = N
     if args.fungi_support:  # a bank records the absolute path, usable from any working directory
         support = os.path.abspath(args.fungi_support)
     else:
-        support = _bank_support_path(recorded.get("path"), getattr(args, "bank", None))
+        support = _bank_relative_file(recorded.get("path"), getattr(args, "bank", None))
     return fungi_features(encoder, config, support, size, training=training,
                           support_fraction=getattr(args, "fungi_support_fraction", 0.5),
                           support_index=getattr(args, "fungi_support_index", "Flat"), seed=args.seed,
                           expected_sha256=recorded.get("sha256"), opts=_opts(args))
 
 
-def _bank_support_path(recorded: str | None, bank: str | None) -> str | None:
-    """The FUNGI support file a bank recorded, resolved relative to the bank: the recorded path when it
-    is absolute, else relative to the bank's folder, else relative to the working directory; failing
-    those, a file of the same name beside the bank (bank and support moved together). The caller checks
-    the file's SHA-256 against the bank's record."""
+def _bank_relative_file(recorded: str | None, bank: str | None) -> str | None:
+    """A file a bank recorded (FUNGI support memory, weights checkpoint), resolved relative to the bank:
+    the recorded path when it is absolute, else relative to the bank's folder, else relative to the
+    working directory; failing those, a file of the same name beside the bank (bank and file moved
+    together). The caller checks the file's SHA-256 against the bank's record."""
     if recorded is None or bank is None:
         return recorded
     path, bank = Path(recorded), Path(bank).resolve()

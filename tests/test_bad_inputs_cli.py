@@ -356,6 +356,40 @@ def test_fungi_bank_finds_its_support_from_another_directory(tmp_path, monkeypat
     assert Path("r2.json").read_bytes() == before
 
 
+def test_bank_finds_its_weights_file_from_another_directory(tmp_path, monkeypatch, capsys):
+    import torch
+
+    from hummingbird.backbones import load_backbone
+
+    ds = write_folder_dataset(tmp_path / "ds", n_train=3, n_val=1)
+    built, elsewhere = tmp_path / "project", tmp_path / "elsewhere"
+    built.mkdir(), elsewhere.mkdir()
+    torch.save(load_backbone("dino_vits16", weights="random", seed=5).model.state_dict(), built / "vits16.pth")
+    monkeypatch.chdir(built)
+    local = ["--num-workers", "0", "--no-progress"]
+    assert run(["build-memory", "--dataset", "folder", "--data-root", ds, "--split", "train", "--backbone",
+                "dino_vits16", "--weights", "vits16.pth", "--input-size", "64", "--no-augment",
+                "--out", "bank.safetensors", *local], capsys)[0] == 0
+    monkeypatch.chdir(elsewhere)
+    image = Path(ds) / "images" / "img000.png"
+    segment = ["segment", "--bank", built / "bank.safetensors", "--images", image, "--k", "3", *local]
+    code, _, err = run([*segment, "--out-dir", "a"], capsys)  # no --weights: the bank's own file
+    assert code == 0, err
+    # moved together with the bank: found beside it
+    moved = tmp_path / "moved"
+    moved.mkdir()
+    for name in ("bank.safetensors", "vits16.pth"):
+        (built / name).rename(moved / name)
+    segment[2] = moved / "bank.safetensors"
+    assert run([*segment, "--out-dir", "b"], capsys)[0] == 0
+    assert Path("a/img000.png").read_bytes() == Path("b/img000.png").read_bytes()
+    # other weights under the same name: refused by the bank's SHA-256 record, in one line naming the bank
+    torch.save(load_backbone("dino_vits16", weights="random", seed=6).model.state_dict(), moved / "vits16.pth")
+    code, _, err = run([*segment, "--out-dir", "c"], capsys)
+    assert code == 2 and "bank.safetensors" in one_line(err) and "weights" in one_line(err)
+    assert not Path("c").exists()
+
+
 # ----------------------------------------------------------------------------- 8: weights of random bytes
 
 def test_weights_file_of_random_bytes_is_named_as_not_a_checkpoint(blocks, tmp_path, capsys):
