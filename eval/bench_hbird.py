@@ -197,7 +197,8 @@ def bench_evaluation(args) -> dict:
               f"({build / len(train):.3f} s/image)")
 
         started = time.perf_counter()
-        decoder = make_decoder(bank, k=args.k, index_spec=args.index, seed=args.seed, device=device)
+        decoder = make_decoder(bank, k=args.k, index_spec=args.index, nprobe=args.nprobe, seed=args.seed,
+                               device=device)
         synchronize(device)
         out["index_build_seconds"] = round(time.perf_counter() - started, 2)
         out["search"] = describe(decoder.index)
@@ -369,7 +370,7 @@ def bench_throughput(args) -> dict:
         print(f"memory ({label}): {row['images_per_s']:.2f} images/s, {row['patches_per_s']:.0f} patches/s, "
               f"{row['patches_kept']} kept")
     out["search"] = bench_search(args.bank_size, args.dim, args.queries, args.k, args.index_specs,
-                                 args.nprobe, args.seed)
+                                 args.faiss_nprobe, args.seed)
     for spec, row in out["search"]["indexes"].items():
         recall = f", recall@{args.k} {row['recall_at_k']:.3f}" if "recall_at_k" in row else " (exact)"
         print(f"search {spec:>14}: {row['queries_per_s']:.0f} queries/s, build {row['build_seconds']:.1f}s{recall}")
@@ -399,6 +400,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="images compared with exact search (default: all --val-images)")
     g.add_argument("--index", default="auto", help="search under test: auto, exact, clustered, or a faiss string")
     g.add_argument("--k", type=int, default=30)
+    g.add_argument("--nprobe", type=int, default=None, help="partitions a clustered search visits (default: its own)")
     g.add_argument("--unprofiled", action="store_true", help="also time the evaluation without stage timers")
     g.add_argument("--sweep-search", action="store_true",
                    help="also compare exact and clustered search on subsets of the memory (--sweep-sizes)")
@@ -415,7 +417,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--dim", type=int, default=384)
     g.add_argument("--queries", type=int, default=10_000)
     g.add_argument("--index-specs", nargs="*", default=["IVF1024,Flat", "IVF1024,SQ8", "HNSW32"])
-    g.add_argument("--nprobe", type=int, default=64)
+    g.add_argument("--faiss-nprobe", type=int, default=64, help="IVF lists searched per query (faiss indexes)")
     g = p.add_argument_group("runtime")
     g.add_argument("--batch-size", type=int, default=8)
     g.add_argument("--num-workers", type=int, default=1)

@@ -66,8 +66,8 @@ def build_parser(dataset: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--input-size", type=int, default=None, help="default 512 (504 for /14)")
     p.add_argument("--k", type=int, default=30)
     p.add_argument("--temperature", type=float, default=0.02)
-    p.add_argument("--index", default="auto", help="auto (exact, clustered above ~40k patches), exact, clustered, "
-                                                   "or a faiss factory string")
+    p.add_argument("--index", default=None, help="auto (exact, clustered above 40k patches on CPU), exact, clustered, "
+                                                 "or a faiss factory string (default: the preset's: auto; open-hbird: Flat)")
     p.add_argument("--fp16", action="store_true", help="float16 memory features")
     p.add_argument("--sharded", action="store_true",
                    help="build each row's bank as shards under --out-dir/banks/ (for banks larger than RAM)")
@@ -145,14 +145,15 @@ def main(argv: list[str] | None = None, dataset: str | None = None) -> int:
             bank = build_memory_bank(features, train, size, memory_size=memory_size,
                                      augmentation_epochs=args.augmentation_epochs, seed=args.seed, fp16=args.fp16,
                                      opts=opts, protocol=protocol)
-        decoder = make_decoder(bank, k=args.k, temperature=args.temperature, index_spec=args.index, seed=args.seed,
-                               nprobe=args.nprobe, refine=args.refine, device=args.device)
+        decoder = make_decoder(bank, k=args.k, temperature=args.temperature, index_spec=args.index or protocol.search,
+                               seed=args.seed, nprobe=args.nprobe, refine=args.refine, device=args.device)
         result = evaluate(features, decoder, val, opts, headline=protocol.headline_metric)
         row = {"row": name, "dataset": args.dataset, "backbone": args.backbone, "feature_kind": kind,
                "protocol_preset": protocol.name, "headline": protocol.headline_metric, "pos_embed": encoder.pos_embed,
                "fileset": fs, "train_set": _train_set(fs), "train_images": len(train), "val_images": len(val), "memory_size": memory_size,
                "memory_patches": len(bank), "input_size": size, "k": args.k, "temperature": args.temperature,
-               "index": args.index, "seed": args.seed, "weights": encoder.weights_id,
+               "index": args.index or protocol.search, "search": getattr(decoder.index, "spec", None),
+               "seed": args.seed, "weights": encoder.weights_id,
                "feature_dim": features.dim, "fungi": bank.metadata.get("fungi"),
                "mIoU": result["mIoU"], "open_hbird_hungarian_mIoU": result["open_hbird_hungarian_mIoU"],
                "pixel_accuracy": result["pixel_accuracy"], "per_class_iou": result["per_class_iou"],

@@ -74,8 +74,9 @@ def _add_backbone_args(p: argparse.ArgumentParser, from_bank: bool) -> None:
                         "official weights file name")
     g.add_argument("--weights", default=None,
                    help="local checkpoint (official DINO/DINOv2/MAE/CLIP .pth, timm .safetensors); "
-                        f"'{RANDOM_WEIGHTS}' for a seeded random init; default: $HUMMINGBIRD_WEIGHTS, "
-                        "else timm's pretrained weights (local cache, else download when online)")
+                        f"'{RANDOM_WEIGHTS}' for a seeded random init; default: "
+                        + ("the bank's own file (where it was built, or beside the bank), else " if from_bank else "")
+                        + "$HUMMINGBIRD_WEIGHTS, else timm's pretrained weights (local cache, else download when online)")
     g.add_argument("--layer", type=int, default=None,
                    help="block whose tokens are used, negative counts from the end (default: the last"
                         + (", or the bank's)" if from_bank else ")"))
@@ -187,9 +188,10 @@ def _add_decoder_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("decoder")
     g.add_argument("--k", type=positive_int, default=30, help="neighbours per patch")
     g.add_argument("--temperature", type=positive_float, default=0.02, help="softmax temperature τ > 0")
-    g.add_argument("--index", default="auto",
-                   help="auto (default: exact search for small memories, clustered above ~40k patches on CPU), "
-                        "exact, clustered (torch, on --device), or a faiss factory string: Flat, IVF4096,PQ64, ...")
+    g.add_argument("--index", default=None,
+                   help="auto (exact search for small memories, clustered above 40k patches on CPU), exact, "
+                        "clustered (torch, on --device), or a faiss factory string: Flat, IVF4096,PQ64, ... "
+                        "(default: the protocol preset's: auto for default, Flat (exact) for open-hbird)")
     g.add_argument("--nprobe", type=positive_int, default=None,
                    help="partitions (IVF lists) searched per query (default: clustered's own, 64 for faiss)")
     g.add_argument("--refine", type=positive_int, default=1,
@@ -318,6 +320,11 @@ def _protocol(args, bank_meta: dict | None = None) -> Protocol:
     from hummingbird.protocols import get_protocol
 
     return get_protocol(getattr(args, "protocol_preset", None) or (bank_meta or {}).get("protocol_preset", "default"))
+
+
+def _search(args, bank_meta: dict | None = None) -> str:
+    """--index, defaulting to the protocol preset's search (``auto``; ``Flat`` for open-hbird)."""
+    return args.index or _protocol(args, bank_meta).search
 
 
 def _encoder(args, bank_meta: dict | None = None) -> PatchEncoder:
@@ -540,7 +547,7 @@ def cmd_evaluate(args) -> int:
         differ = [f"{i}: {a!r} vs {b!r}" for i, (a, b) in enumerate(zip(bank.class_names, dataset.class_names)) if a != b]
         raise BankError(f"{args.bank or 'memory bank'}: built for other classes than {dataset.root} "
                         f"({bank.num_classes} vs {dataset.num_classes} classes{'; ' + ', '.join(differ[:3]) if differ else ''})")
-    decoder = make_decoder(bank, k=args.k, temperature=args.temperature, index_spec=args.index,
+    decoder = make_decoder(bank, k=args.k, temperature=args.temperature, index_spec=_search(args, bank.metadata),
                            nprobe=args.nprobe, seed=args.seed, refine=args.refine, device=_device(args.device))
     started = time.perf_counter()
     if args.save_predictions:
@@ -564,7 +571,8 @@ def cmd_evaluate(args) -> int:
         "config": {"protocol": "hummingbird", "protocol_preset": protocol.name, "dataset": args.dataset,
                    "data_root": str(dataset.root),
                    "split": dataset.split, "fileset": args.fileset, "k": args.k, "temperature": args.temperature,
-                   "index": args.index, "nprobe": args.nprobe, "input_size": size, "seed": args.seed},
+                   "index": _search(args, bank.metadata), "search": getattr(decoder.index, "spec", None),
+                   "nprobe": args.nprobe, "input_size": size, "seed": args.seed},
         "bank": {k: v for k, v in bank.metadata.items() if k != "image_ids"},
         **result,
     }
@@ -641,8 +649,8 @@ def _bank_pipeline(args) -> BankPipeline:
     size = _input_size(args, encoder, bank.metadata)
     features = _features(args, encoder, size, bank.metadata)
     bank.check_compatible(dict(features.metadata(), input_size=size), source=args.bank)  # its own preset
-    decoder = make_decoder(bank, k=args.k, temperature=args.temperature, index_spec=args.index, nprobe=args.nprobe,
-                           device=_device(args.device))
+    decoder = make_decoder(bank, k=args.k, temperature=args.temperature, index_spec=_search(args, bank.metadata),
+                           nprobe=args.nprobe, device=_device(args.device))
     palette = palette_for(bank.metadata.get("dataset", "folder"), bank.num_classes)
     return BankPipeline(bank, encoder, features, size, decoder, palette)
 

@@ -75,7 +75,8 @@ def reproduce_peer(peer: PeerAnswers, voc_root: str | Path, features, opts: Load
     train = load_dataset("voc", voc_root, "trainaug", resize(size)).subset(peer.train_ids, "peer training ids")
     val = load_dataset("voc", voc_root, "val", resize(size)).subset(peer.ids, "peer evaluation ids")
     bank = build_memory_bank(features, train, size, protocol=protocol, opts=opts)
-    decoder = make_decoder(bank, k=int(settings["k"]), temperature=float(settings["temperature"]))
+    decoder = make_decoder(bank, k=int(settings["k"]), temperature=float(settings["temperature"]),
+                           index_spec=protocol.search)
     preds, gts = [], []
     for _, pred, gt in predictions(features, decoder, val, opts):
         preds.append(pred.to(torch.uint8))

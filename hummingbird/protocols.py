@@ -43,6 +43,9 @@ class Protocol:
         ade20k_other: ADE20K's "other" (raw 0): ``"ignore"`` (150 classes, labels shifted down as in
             mmsegmentation) or ``"class"`` (151 classes, raw labels: "other" is class 0 of the memory and
             ignored in the evaluation's ground truth, but still one of the classes the mean runs over).
+        search: the neighbour search when ``--index`` is not given: ``auto`` (exact for small memories,
+            clustered above :data:`hummingbird.search.CPU_CLUSTERED_FROM` patches on the CPU) or ``Flat``
+            (faiss exact search, the search behind the peer's numbers with faiss).
     """
 
     name: str
@@ -52,6 +55,7 @@ class Protocol:
     augmentation: str
     headline_metric: str
     ade20k_other: str
+    search: str = "auto"
 
     def memory_transform(self, size: int) -> PairedTransform:
         """The paired augmentation of memory images at ``size × size``."""
@@ -85,7 +89,8 @@ PROTOCOLS = {
                         augmentation="crop-flip-jitter", headline_metric="mIoU", ade20k_other="ignore"),
     "open-hbird": Protocol(name="open-hbird", normalisation=((0.485, 0.456, 0.406), (0.229, 0.224, 0.255)),
                            void_label=0, selection="class-frequency", augmentation="open-hbird",
-                           headline_metric="open_hbird_hungarian_mIoU", ade20k_other="class"),
+                           headline_metric="open_hbird_hungarian_mIoU", ade20k_other="class",
+                           search="Flat"),
 }
 
 

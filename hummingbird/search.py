@@ -75,9 +75,12 @@ def default_nlist(num_rows: int) -> int:
 
 
 def default_nprobe(nlist: int) -> int:
-    """Partitions visited per query: 1/16 of them, at least 8 (64 of 1024: about 7 % of the rows, as
-    queries favour the larger partitions)."""
-    return max(8, nlist // 16)
+    """Partitions visited per query: 3/64 of them, at least 8 (48 of 1024: about 5 % of the rows, as
+    queries favour the larger partitions). Measured on 24 real VOC val images against a 101,690-patch
+    memory (DINOv2 ViT-S/14, 448 px, ``eval/bench_hbird.py --nprobe N``): pixel
+    agreement with exact search 99.38 % at 32, 99.72 % at 48, 99.87 % at 64 partitions, search cost
+    0.095 / 0.127 / 0.157 s per image on 2 CPU cores."""
+    return max(8, 3 * nlist // 64)
 
 
 def as_float_tensor(rows) -> torch.Tensor:

@@ -159,11 +159,11 @@ def test_clustered_search_falls_back_to_exact_when_partitions_are_too_small():
 
 
 def test_clustered_search_defaults_follow_memory_size():
-    assert search.default_nlist(102_400) == 1024 and search.default_nprobe(1024) == 64
+    assert search.default_nlist(102_400) == 1024 and search.default_nprobe(1024) == 48
     assert search.default_nlist(10_240_000) == 8192 and search.default_nprobe(16) == 8
     memory, _ = _clustered_data(5000)
     clustered = ClusteredSearch(memory)
-    assert clustered.nlist == search.default_nlist(5000) == 256 and clustered.nprobe == 16
+    assert clustered.nlist == search.default_nlist(5000) == 256 and clustered.nprobe == 12
 
 
 def test_auto_choice_by_memory_size_and_override(monkeypatch):

@@ -136,3 +136,29 @@ def test_version_1_banks_mean_what_they_meant(folder_dataset, tmp_path):
     official = load_backbone("dino_vits16", weights="random", depth=1)
     with pytest.raises(BankError, match="pos_embed: bank has 'timm', pipeline has 'official'"):
         loaded.check_compatible(dict(TokenFeatures(official).metadata(), input_size=32))
+
+
+def test_search_defaults_to_the_presets_exact_for_open_hbird_and_auto_otherwise(folder_dataset, tmp_path,
+                                                                                monkeypatch):
+    import json
+
+    from hummingbird import search
+    from hummingbird.cli import main
+
+    monkeypatch.setattr(search, "CPU_CLUSTERED_FROM", 1)  # auto clusters even this small memory
+    common = ["--dataset", "folder", "--data-root", str(folder_dataset), "--weights", "random", "--backbone",
+              "dino_vits16", "--input-size", "64", "--num-workers", "0", "--no-progress"]
+    searched = {}
+    for preset in PROTOCOLS:
+        bank, out = tmp_path / f"{preset}.safetensors", tmp_path / f"{preset}.json"
+        assert main(["build-memory", *common, "--split", "train", "--no-augment", "--protocol-preset", preset,
+                     "--out", str(bank)]) == 0
+        assert main(["evaluate", *common, "--bank", str(bank), "--k", "5", "--out", str(out)]) == 0
+        config = json.loads(out.read_text())["config"]
+        searched[preset] = (config["index"], config["search"])
+    assert searched == {"default": ("auto", "clustered"), "open-hbird": ("Flat", "Flat")}
+    # --index still overrides the preset's
+    out = tmp_path / "override.json"
+    assert main(["evaluate", *common, "--bank", str(tmp_path / "open-hbird.safetensors"), "--k", "5",
+                 "--index", "exact", "--out", str(out)]) == 0
+    assert json.loads(out.read_text())["config"]["search"] == "exact"
