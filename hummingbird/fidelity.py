@@ -79,7 +79,7 @@ def reproduce_peer(peer: PeerAnswers, voc_root: str | Path, features, opts: Load
                            index_spec=protocol.search)
     preds, gts = [], []
     for _, pred, gt in predictions(features, decoder, val, opts):
-        preds.append(pred.to(torch.uint8))
+        preds.append(pred.cpu().to(torch.uint8))
         gts.append(gt.to(torch.uint8))
     return torch.cat(preds).numpy(), torch.cat(gts).numpy()
 

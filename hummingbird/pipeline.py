@@ -168,41 +168,40 @@ def _faiss_index(bank, spec: str, nprobe: int, use_gpu: bool | str, seed: int, r
     return index.keep_raw(raw)
 
 
-def confusion_of(features: TokenFeatures, decoder: HummingbirdDecoder, dataset: SegmentationDataset,
-                 opts: LoaderOptions | None = None, indices: Sequence[int] | None = None,
-                 timer=NO_TIMER) -> ConfusionMatrix:
-    """Confusion matrix of ``decoder`` on ``dataset`` (or its ``indices``); ``timer`` (a
-    :class:`~hummingbird.profiling.StageTimer`) is charged with every stage of the path."""
+def predictions(features: TokenFeatures, decoder: HummingbirdDecoder, dataset: SegmentationDataset,
+                opts: LoaderOptions | None = None, indices: Sequence[int] | None = None, timer=NO_TIMER,
+                desc: str = "predict") -> Iterator[tuple[list[str], torch.Tensor, torch.Tensor]]:
+    """Per batch of ``dataset`` (or its ``indices``): image ids, predicted label maps ``(B, S, S)`` int64
+    on the features' device and ground truth ``(B, S, S)``, at the evaluation size. ``timer`` (a
+    :class:`~hummingbird.profiling.StageTimer`) is charged with data loading, the backbone and the
+    decoder's stages."""
     opts = opts or LoaderOptions()
-    confusion = ConfusionMatrix(dataset.num_classes, IGNORE_INDEX)
-    batches = iter(tqdm(_loader(dataset, opts, indices), desc="evaluate", disable=not opts.progress, unit="batch"))
+    batches = iter(tqdm(_loader(dataset, opts, indices), desc=desc, disable=not opts.progress, unit="batch"))
     previous, decoder.timer = decoder.timer, timer
     try:
         while True:
             with timer("data loading"):
                 batch = next(batches, None)
             if batch is None:
-                break
+                return
             masks = batch["mask"]
             with timer("backbone"):
                 query = features(batch["image"].to(opts.device, non_blocking=True), image_ids=list(batch["id"]))
-            predictions = decoder.predict(query, tuple(masks.shape[-2:]))  # on the features' device
-            with timer("metric update"):
-                confusion.update(predictions, masks)
+            yield list(batch["id"]), decoder.predict(query, tuple(masks.shape[-2:])), masks
     finally:
         decoder.timer = previous
+
+
+def confusion_of(features: TokenFeatures, decoder: HummingbirdDecoder, dataset: SegmentationDataset,
+                 opts: LoaderOptions | None = None, indices: Sequence[int] | None = None,
+                 timer=NO_TIMER) -> ConfusionMatrix:
+    """Confusion matrix of ``decoder`` on ``dataset`` (or its ``indices``); ``timer`` (a
+    :class:`~hummingbird.profiling.StageTimer`) is charged with every stage of the path."""
+    confusion = ConfusionMatrix(dataset.num_classes, IGNORE_INDEX)
+    for _, predicted, masks in predictions(features, decoder, dataset, opts, indices, timer, desc="evaluate"):
+        with timer("metric update"):
+            confusion.update(predicted, masks)  # counted on the predictions' device
     return confusion
-
-
-def predictions(features: TokenFeatures, decoder: HummingbirdDecoder, dataset: SegmentationDataset,
-                opts: LoaderOptions | None = None) -> Iterator[tuple[list[str], torch.Tensor, torch.Tensor]]:
-    """Per batch of ``dataset``: image ids, predicted label maps ``(B, S, S)`` int64 and ground truth
-    ``(B, S, S)`` at the evaluation size."""
-    opts = opts or LoaderOptions()
-    for batch in tqdm(_loader(dataset, opts), desc="predict", disable=not opts.progress, unit="batch"):
-        masks = batch["mask"]
-        query = features(batch["image"].to(opts.device), image_ids=list(batch["id"])).cpu()
-        yield list(batch["id"]), decoder.predict(query, tuple(masks.shape[-2:])), masks
 
 
 def summarise(confusion: torch.Tensor, class_names: list[str], headline: str = "mIoU") -> dict:
