@@ -4,9 +4,6 @@ label), and the documented agreement (≥ 99.5 % of pixels) when ``auto`` switch
 (Torch's exact search orders neighbours whose similarities differ by ~1e-7 differently from faiss's
 BLAS, which changed 11 of 602,112 pixels here: why ``auto`` keeps faiss for exact search on CPUs.)"""
 
-import json
-import os
-
 import pytest
 import torch
 import torch.nn.functional as F
@@ -20,21 +17,10 @@ from hummingbird.features import TokenFeatures
 from hummingbird.index import NeighbourIndex
 from hummingbird.pipeline import LoaderOptions, build_memory_bank, make_decoder
 from hummingbird.transforms import EvalResize
-from realdata import SHARED, real_voc, real_weights
+from realdata import real_voc, real_weights
 
 pytestmark = pytest.mark.realdata
 SIZE = 224  # 16 x 16 patches of ViT-S/14: a real memory of 30k patches from 120 images stays fast
-
-
-def _weights():
-    """(preset, path): HUMMINGBIRD_* variables or official names first, else ../shared/weights/weights.json."""
-    listing = SHARED / "weights" / "weights.json"
-    if os.environ.get("HUMMINGBIRD_WEIGHTS") or not listing.is_file():
-        return real_weights()
-    for entry in json.loads(listing.read_text()):
-        if (SHARED / "weights" / entry["file"]).is_file():
-            return entry["backbone"], SHARED / "weights" / entry["file"]
-    pytest.skip("no real weights listed in ../shared/weights/weights.json")
 
 
 def _old_predict(memory, labels, queries, size, k=30, temperature=0.02):
@@ -48,7 +34,7 @@ def _old_predict(memory, labels, queries, size, k=30, temperature=0.02):
 
 @pytest.fixture(scope="module")
 def real_setup():
-    name, weights = _weights()
+    name, weights = real_weights()
     root = real_voc()
     features = TokenFeatures(load_backbone(name, weights=weights))
     opts = LoaderOptions(batch_size=8, num_workers=0, progress=False)
