@@ -145,14 +145,18 @@ def _add_runtime_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
 
+def _add_num_classes_arg(g) -> None:
+    g.add_argument("--num-classes", type=int_at_least(1, MAX_CLASSES), default=None,
+                   help="class count of a folder or VOC-layout dataset without classes.txt (default: folder: "
+                        "largest mask value + 1; voc: VOC's 21)")
+
+
 def _add_dataset_args(p: argparse.ArgumentParser, split_help: str) -> None:
     g = p.add_argument_group("dataset")
     g.add_argument("--dataset", choices=DATASET_KINDS, required=True, help="dataset layout (see data/README.md)")
     g.add_argument("--data-root", required=True, help="dataset folder (see data/README.md for layouts)")
     g.add_argument("--split", default=None, help=split_help)
-    g.add_argument("--num-classes", type=int_at_least(1, MAX_CLASSES), default=None,
-                   help="class count of a folder or VOC-layout dataset without classes.txt (default: folder: "
-                        "largest mask value + 1; voc: VOC's 21)")
+    _add_num_classes_arg(g)
 
 
 FILESET_HELP = ("ids to use: a shipped official file set by name (voc:1/128:42, voc:1/64:400, ade20k:1/8:783, "
@@ -293,9 +297,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("path", help="dataset folder")
     p.add_argument("--dataset", choices=DATASET_KINDS, default="folder", help="dataset layout")
     p.add_argument("--split", default="all", help="split to check (voc: train/val/trainaug)")
-    p.add_argument("--num-classes", type=int_at_least(1, MAX_CLASSES), default=None,
-                   help="class count of a folder or VOC-layout dataset without classes.txt (default: folder: "
-                        "largest mask value + 1; voc: VOC's 21)")
+    _add_num_classes_arg(p)
     p.add_argument("--patch-size", type=positive_int, default=16, help="smallest acceptable image side")
     p.add_argument("--out", default=None, help="also write the report as JSON here")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
