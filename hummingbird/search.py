@@ -21,11 +21,12 @@ from __future__ import annotations
 
 import contextlib
 import math
-from typing import Sequence
 
 import faiss
 import numpy as np
 import torch
+
+from hummingbird.shards import RowGather
 
 AUTO_SEARCH, EXACT_SEARCH, CLUSTERED_SEARCH = "auto", "exact", "clustered"  # --index values
 FAISS_EXACT = "Flat"  # faiss's exact inner-product index (hummingbird.index.NeighbourIndex)
@@ -287,7 +288,7 @@ class ClusteredSearch:
         rng = np.random.default_rng(seed)
         take = min(total, train_size or 32 * self.nlist)
         sample_rows = torch.from_numpy(np.sort(rng.choice(total, take, replace=False)))
-        sample = _gather_rows(chunks, sample_rows).numpy()
+        sample = RowGather(chunks).gather(sample_rows).numpy()
         kmeans = faiss.Kmeans(self.dim, self.nlist, niter=iterations, seed=seed, spherical=True,
                               max_points_per_centroid=max(1, take // self.nlist + 1), min_points_per_centroid=1,
                               verbose=False)
@@ -309,7 +310,7 @@ class ClusteredSearch:
             raise ConfigError(f"--index clustered: {total:,} x {self.dim} memory features do not fit on {self.device}; "
                               f"use --index exact (streams them block by block) or auto")
         # (N, D) in the stored dtype, partition after partition
-        self.features = _gather_rows(chunks, self.order.cpu(), stored).to(self.device)
+        self.features = RowGather(chunks).gather(self.order.cpu(), stored).to(self.device)
         self.positions = torch.arange(len(self.features), device=self.device)
 
     def __len__(self) -> int:
@@ -376,19 +377,3 @@ def _as_tensor(rows) -> torch.Tensor:
         return rows if rows.dtype in (torch.float16, torch.float32) else rows.float()
     array = np.asarray(rows)
     return torch.from_numpy(np.array(array, dtype=np.float16 if array.dtype == np.float16 else np.float32))
-
-
-def _gather_rows(chunks: Sequence, rows: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """Rows ``(n,)`` (global numbering across ``chunks``) → ``(n, D)`` ``dtype`` on the CPU."""
-    offsets = np.cumsum([0] + [len(c) for c in chunks])
-    rows = rows.numpy()
-    out = torch.empty(len(rows), int(chunks[0].shape[1]), dtype=dtype)
-    which = np.searchsorted(offsets, rows, side="right") - 1
-    for c in np.unique(which):
-        hit = np.flatnonzero(which == c)
-        local = rows[hit] - offsets[c]
-        order = np.argsort(local)  # sorted reads are kinder to memory maps
-        chunk = chunks[c]
-        picked = chunk[torch.from_numpy(local[order])] if isinstance(chunk, torch.Tensor) else chunk[local[order]]
-        out[torch.from_numpy(hit[order])] = _as_tensor(picked).cpu().to(dtype)
-    return out
