@@ -2,110 +2,86 @@
 
 ``load_backbone("dino_vits16", weights="dino_deitsmall16_pretrain.pth")`` gives a
 :class:`PatchEncoder`; calling it on images ``(B, 3, H, W)`` in ``[0, 1]`` returns patch tokens
-``(B, H/p, W/p, D)`` with the CLS and register tokens removed, for any ``H, W`` divisible by the
-patch size ``p``.
+``(B, H/p, W/p, D)`` with the class, register and storage tokens removed, for any ``H, W`` divisible by
+the patch size ``p``. Three timm families are supported: ``VisionTransformer`` (learned position grids:
+DINO, DINOv2, CLIP, MAE, SigLIP 2), ``Eva`` (rotary positions: DINOv3, EUPE, Perception Encoder) and
+``NaFlexVit`` (SigLIP 2 NaFlex, C-RADIO). The presets are declared in :mod:`hummingbird.presets`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 
 import timm
 import torch
 from einops import rearrange
-from timm.models.vision_transformer import VisionTransformer
 from torch import nn
 
-from hummingbird.checkpoints import file_sha256, load_into_vit
+from hummingbird.catalog import DEFAULT_INPUT_SIZE, RANDOM_WEIGHTS  # noqa: F401 (RANDOM_WEIGHTS re-exported)
+from hummingbird.checkpoints import file_sha256, load_into_model
+from hummingbird.dinov3 import use_official_rope_periods
 from hummingbird.errors import CheckpointError, ConfigError, WeightsUnavailableError
-from hummingbird.pos_embed import use_pos_embed_rule
-
-
-@dataclass(frozen=True)
-class BackbonePreset:
-    """A named backbone: the timm architecture and its pretrained tag, and the position-embedding
-    resampling rule of its official code (see :mod:`hummingbird.pos_embed`)."""
-
-    timm_name: str
-    description: str
-    pos_embed: str = "timm"
-
-
-PRESETS: dict[str, BackbonePreset] = {
-    "dino_vits16": BackbonePreset("vit_small_patch16_224.dino", "DINO ViT-S/16", "official"),
-    "dino_vits8": BackbonePreset("vit_small_patch8_224.dino", "DINO ViT-S/8", "official"),
-    "dino_vitb16": BackbonePreset("vit_base_patch16_224.dino", "DINO ViT-B/16", "official"),
-    "dino_vitb8": BackbonePreset("vit_base_patch8_224.dino", "DINO ViT-B/8", "official"),
-    "dinov2_vits14": BackbonePreset("vit_small_patch14_dinov2.lvd142m", "DINOv2 ViT-S/14", "official"),
-    "dinov2_vitb14": BackbonePreset("vit_base_patch14_dinov2.lvd142m", "DINOv2 ViT-B/14", "official"),
-    "dinov2_vits14_reg": BackbonePreset("vit_small_patch14_reg4_dinov2.lvd142m", "DINOv2 ViT-S/14, 4 registers", "official"),
-    "dinov2_vitb14_reg": BackbonePreset("vit_base_patch14_reg4_dinov2.lvd142m", "DINOv2 ViT-B/14, 4 registers", "official"),
-    "clip_vitb16": BackbonePreset("vit_base_patch16_clip_224.openai", "OpenAI CLIP ViT-B/16 image tower"),
-    "mae_vitb16": BackbonePreset("vit_base_patch16_224.mae", "MAE ViT-B/16"),
-}
-
-from hummingbird.catalog import RANDOM_WEIGHTS  # noqa: E402,F401 (re-exported)
-
-# File names of the official releases → preset, so a weights file alone can name its backbone.
-OFFICIAL_FILENAMES = {
-    "dino_deitsmall16_pretrain": "dino_vits16",
-    "dino_deitsmall8_pretrain": "dino_vits8",
-    "dino_vitbase16_pretrain": "dino_vitb16",
-    "dino_vitbase8_pretrain": "dino_vitb8",
-    "dinov2_vits14_pretrain": "dinov2_vits14",
-    "dinov2_vitb14_pretrain": "dinov2_vitb14",
-    "dinov2_vits14_reg4_pretrain": "dinov2_vits14_reg",
-    "dinov2_vitb14_reg4_pretrain": "dinov2_vitb14_reg",
-    "mae_pretrain_vit_base": "mae_vitb16",
-}
-
-
-def preset_from_filename(path: str | Path) -> str | None:
-    """The preset an official or timm-named weights file belongs to (``None`` if unknown)."""
-    stem = Path(path).name.split(".safetensors")[0].split(".pth")[0].split(".bin")[0]
-    if stem in OFFICIAL_FILENAMES:
-        return OFFICIAL_FILENAMES[stem]
-    return next((name for name, p in PRESETS.items() if p.timm_name == stem), None)
+from hummingbird.pos_embed import install_position_rule, native_position_rule
+from hummingbird.presets import PRESETS, Preset, preset_from_filename  # noqa: F401 (re-exported)
 
 
 class PatchEncoder(nn.Module):
-    """A frozen timm ViT returning patch tokens ``(B, h, w, D)`` from one block.
+    """A frozen timm ViT returning patch tokens ``(B, h, w, D)`` from one block or several blocks.
 
     Args:
-        model: a timm ``VisionTransformer`` created with ``dynamic_img_size=True``.
-        layer: block index whose output is returned (negative counts from the end; ``-1`` is the
-            last block). The final LayerNorm is applied to the chosen block's output.
+        model: a timm ``VisionTransformer`` or ``Eva`` created with ``dynamic_img_size=True``, or a
+            ``NaFlexVit``.
+        layer: block index whose output is returned (negative counts from the end; ``-1`` is the last
+            block), or a sequence of them, whose tokens are concatenated in that order (``D = len(layer)
+            · width``). The final norm is applied to each chosen block's output.
         name: preset or timm name, recorded in bank metadata.
         weights_id: identifies the weights (file SHA-256, hub tag, or ``random:seed<N>``).
         weights_file: the local checkpoint the weights came from (absolute), recorded so that commands
             given a bank find it again; not part of a bank's compatibility check (``weights_id`` is).
-        normalisation: ``(mean, std)`` of the input normalisation; default: the model's pretrained config
-            (ImageNet statistics for DINO, DINOv2, MAE).
+        normalisation: ``(mean, std)`` of the input normalisation; default: the preset's, else the
+            model's pretrained config.
     """
 
-    def __init__(self, model: VisionTransformer, layer: int = -1, name: str = "custom",
+    def __init__(self, model: nn.Module, layer: int | Sequence[int] = -1, name: str = "custom",
                  weights_id: str = "unknown", normalisation: tuple[tuple, tuple] | None = None,
                  weights_file: str | None = None):
         super().__init__()
-        if not isinstance(model, VisionTransformer):
-            raise ConfigError(f"backbone {name!r} is a {type(model).__name__}, not a timm VisionTransformer")
+        native_position_rule(model)  # refuses unsupported model classes
         depth = len(model.blocks)
-        if not -depth <= layer < depth:
-            raise ConfigError(f"--layer {layer} is out of range for {name} with {depth} blocks")
+        requested = [layer] if isinstance(layer, int) else list(layer)
+        bad = [i for i in requested if not -depth <= i < depth]
+        if bad or not requested:
+            raise ConfigError(f"--layer/--layers {' '.join(map(str, bad or requested))} is out of range for {name} "
+                              f"with {depth} blocks")
         self.model = model.eval().requires_grad_(False)
-        self.layer = layer % depth
+        self.layers = tuple(i % depth for i in requested)
+        if len(set(self.layers)) != len(self.layers):
+            raise ConfigError(f"--layers {' '.join(map(str, requested))} names a block of {name} twice")
         self.name = name
         self.weights_id = weights_id
         self.weights_file = weights_file
-        self.patch_size = int(model.patch_embed.patch_size[0])
-        self.embed_dim = int(model.embed_dim)
+        embeds = getattr(model, "patch_embed", None) or model.embeds
+        self.patch_size = int(embeds.patch_size[0])
+        self.width = int(model.embed_dim)
+        self.embed_dim = self.width * len(self.layers)
         self.num_prefix_tokens = int(model.num_prefix_tokens)
-        mean, std = normalisation or default_normalisation(model)
+        mean, std = normalisation or default_normalisation(name, model)
         self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
+
+    @property
+    def layer(self) -> int | list[int]:
+        """The block index (one layer) or the list of them (several), as bank metadata records it."""
+        return self.layers[0] if len(self.layers) == 1 else list(self.layers)
+
+    @property
+    def default_input_size(self) -> int:
+        """Square input side when none is given: the preset's, else by patch size."""
+        preset = PRESETS.get(self.name)
+        return preset.input_size if preset else DEFAULT_INPUT_SIZE.get(self.patch_size, 512)
 
     def check_input_size(self, height: int, width: int) -> None:
         """Raise :class:`ConfigError` unless both sides are positive multiples of the patch size."""
@@ -121,33 +97,25 @@ class PatchEncoder(nn.Module):
         """Images ``(B, 3, H, W)`` in ``[0, 1]`` → the backbone's normalised input."""
         return (images - self.mean) / self.std
 
+    def tokens_and_prefix_from_normalised(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Normalised images ``(B, 3, H, W)`` → patch tokens ``(B, h, w, D)`` and the prefix tokens of the
+        same pass ``(B, num_prefix_tokens, D)`` (class token first, then registers or storage tokens),
+        both after the final norm and concatenated over the chosen layers in their order (graph kept)."""
+        h, w = x.shape[-2] // self.patch_size, x.shape[-1] // self.patch_size
+        blocks = sorted(self.layers)
+        out = self.model.forward_intermediates(x, indices=blocks, norm=True, stop_early=True, output_fmt="NLC",
+                                               intermediates_only=True,
+                                               return_prefix_tokens=self.num_prefix_tokens > 0)
+        if self.num_prefix_tokens == 0:
+            out = [(tokens, tokens[:, :0]) for tokens in out]
+        by_block = dict(zip(blocks, out))
+        tokens = torch.cat([by_block[i][0] for i in self.layers], dim=-1)
+        prefix = torch.cat([by_block[i][1] for i in self.layers], dim=-1)
+        return rearrange(tokens, "b (h w) d -> b h w d", h=h, w=w), prefix
+
     def tokens_from_normalised(self, x: torch.Tensor) -> torch.Tensor:
         """Normalised images ``(B, 3, H, W)`` → patch tokens ``(B, h, w, D)`` (graph kept)."""
-        h, w = x.shape[-2] // self.patch_size, x.shape[-1] // self.patch_size
-        (tokens,) = self.model.forward_intermediates(
-            x, indices=[self.layer], norm=True, stop_early=True, output_fmt="NLC", intermediates_only=True
-        )
-        return rearrange(tokens, "b (h w) d -> b h w d", h=h, w=w)
-
-    def tokens_and_prefix_from_normalised(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """:meth:`tokens_from_normalised` plus the prefix tokens of the same pass (class token first,
-        then registers) after the same final norm: ``(B, h, w, D)`` and ``(B, num_prefix_tokens, D)``.
-
-        The prefix tokens are read from the final norm's output while :meth:`tokens_from_normalised`
-        runs, so both always come from one and the same forward pass (graph kept).
-        """
-        store: dict = {}
-        handle = self.model.norm.register_forward_hook(lambda module, args, out: store.setdefault("sequence", out))
-        try:
-            tokens = self.tokens_from_normalised(x)
-        finally:
-            handle.remove()
-        sequence = store.get("sequence")
-        expected = self.num_prefix_tokens + tokens.shape[1] * tokens.shape[2]
-        if sequence is None or sequence.shape[1] != expected:
-            raise ConfigError(f"{self.name}: cannot read the prefix tokens (the final norm did not see the whole "
-                              f"token sequence)")
-        return tokens, sequence[:, : self.num_prefix_tokens]
+        return self.tokens_and_prefix_from_normalised(x)[0]
 
     @torch.inference_mode()
     def forward(self, images: torch.Tensor) -> torch.Tensor:
@@ -159,7 +127,7 @@ class PatchEncoder(nn.Module):
 
     @property
     def pos_embed(self) -> str:
-        """The position-embedding resampling rule in use (``official`` or ``timm``)."""
+        """The position rule in use (``official``, ``timm``, ``rope``, ``rope+timm`` or ``naflex``)."""
         return getattr(self.model, "pos_embed_rule", "timm")
 
     @property
@@ -189,15 +157,19 @@ def normalisation_record(mean, std) -> dict:
 def legacy_normalisation(name: str | None) -> dict:
     """The normalisation record of a backbone's pretrained config, without building the model (what
     banks of format version 1 used, which did not record it)."""
-    cfg = timm.models.get_pretrained_cfg(resolve_timm_name(name)) if name in PRESETS or str(name).startswith(
-        "timm:") else None
+    if name in PRESETS:
+        return normalisation_record(PRESETS[name].mean, PRESETS[name].std)
+    cfg = timm.models.get_pretrained_cfg(resolve_timm_name(name)) if str(name).startswith("timm:") else None
     mean = getattr(cfg, "mean", None) or (0.485, 0.456, 0.406)
     std = getattr(cfg, "std", None) or (0.229, 0.224, 0.225)
     return normalisation_record(mean, std)
 
 
-def default_normalisation(model: VisionTransformer) -> tuple[tuple, tuple]:
-    """``(mean, std)`` of a timm model's pretrained config (ImageNet statistics when it has none)."""
+def default_normalisation(name: str, model: nn.Module) -> tuple[tuple, tuple]:
+    """``(mean, std)`` of a preset, else of a timm model's pretrained config (ImageNet statistics when it
+    has none)."""
+    if name in PRESETS:
+        return PRESETS[name].mean, PRESETS[name].std
     cfg = model.pretrained_cfg or {}
     return tuple(cfg.get("mean", (0.485, 0.456, 0.406))), tuple(cfg.get("std", (0.229, 0.224, 0.225)))
 
@@ -216,30 +188,35 @@ def resolve_timm_name(name: str) -> str:
         return PRESETS[name].timm_name
     if name.startswith("timm:"):
         return name[len("timm:"):]
-    known = ", ".join(sorted(PRESETS))
-    raise ConfigError(f"unknown backbone {name!r}; use one of {known}, or timm:<model name>")
+    raise ConfigError(f"unknown backbone {name!r}; use a preset (hummingbird backbones lists them: "
+                      f"{', '.join(PRESETS)}), or timm:<model name>")
 
 
-def load_backbone(name: str, weights: str | Path | None = None, layer: int = -1, seed: int = 0,
+def load_backbone(name: str, weights: str | Path | None = None, layer: int | Sequence[int] = -1, seed: int = 0,
                   pos_embed: str | None = None, normalisation: tuple[tuple, tuple] | None = None,
                   **model_kwargs) -> PatchEncoder:
-    """Build a frozen :class:`PatchEncoder`.
+    """Build a frozen :class:`PatchEncoder` in eval mode.
 
     Args:
-        name: a key of :data:`PRESETS` or ``timm:<model name>``.
-        weights: a local checkpoint path (DINO/DINOv2/MAE/CLIP official ``.pth`` or timm
+        name: a key of :data:`~hummingbird.presets.PRESETS` or ``timm:<model name>``.
+        weights: a local checkpoint path (official DINO/DINOv2/DINOv3/MAE/CLIP ``.pth`` or timm
             ``.safetensors``/``.pth``); ``"random"`` for a seeded random init (tests, speed
             benchmarks); ``None`` for timm's pretrained weights from the local Hugging Face cache or,
             when online, a download.
-        layer: block whose output is returned (``-1``: last).
+        layer: block whose output is returned (``-1``: last), or several blocks (concatenated).
         seed: seed of the random init when ``weights == "random"``.
-        pos_embed: position-embedding resampling rule, ``"official"`` (DINO/DINOv2's) or ``"timm"``;
-            default: the preset's (``official`` for DINO and DINOv2 presets, ``timm`` otherwise).
-        normalisation: ``(mean, std)`` overriding the model's pretrained config.
+        pos_embed: resampling rule of learned position grids, ``"official"`` (DINO/DINOv2's) or ``"timm"``;
+            default: the preset's. Models with rotary or NaFlex positions accept only their own rule.
+        normalisation: ``(mean, std)`` overriding the preset's.
         model_kwargs: passed to ``timm.create_model`` (e.g. ``depth=2`` for tiny test models).
+
+    DINOv3 presets use the RoPE periods Meta's checkpoints hold (bf16-rounded), and an official
+    checkpoint's own ``rope_embed.periods`` when given one (see :mod:`hummingbird.dinov3`).
     """
     timm_name = resolve_timm_name(name)
-    kwargs = dict(num_classes=0, dynamic_img_size=True, **model_kwargs)
+    kwargs = dict(num_classes=0, **model_kwargs)
+    if not timm_name.startswith("naflexvit_"):  # NaFlexVit takes any grid without being told
+        kwargs["dynamic_img_size"] = True
     if weights is None:
         model = _create_pretrained(name, timm_name, kwargs)
         weights_id = f"timm:{timm_name}"
@@ -250,30 +227,29 @@ def load_backbone(name: str, weights: str | Path | None = None, layer: int = -1,
         weights_id = f"random:seed{seed}"
     else:
         model = _create(timm_name, kwargs)
-        load_into_vit(model, weights)
+    preset = PRESETS.get(name)
+    if preset is not None and preset.family == "dinov3":
+        use_official_rope_periods(model)
+    if weights is not None and str(weights) != RANDOM_WEIGHTS:
+        load_into_model(model, weights)
         weights_id = f"sha256:{file_sha256(weights)}"
-    use_pos_embed_rule(model, pos_embed or default_pos_embed(name))
+    install_position_rule(model, pos_embed, preset.position if preset and preset.learned_positions else "timm")
     weights_file = None if weights is None or str(weights) == RANDOM_WEIGHTS else str(Path(weights).resolve())
     return PatchEncoder(model, layer=layer, name=name, weights_id=weights_id, normalisation=normalisation,
                         weights_file=weights_file)
 
 
-def default_pos_embed(name: str) -> str:
-    """The position-embedding rule of a preset's official code (``timm`` for ``timm:<name>``)."""
-    return PRESETS[name].pos_embed if name in PRESETS else "timm"
-
-
-def _create(timm_name: str, kwargs: dict) -> VisionTransformer:
+def _create(timm_name: str, kwargs: dict) -> nn.Module:
     try:
         return timm.create_model(timm_name, pretrained=False, **kwargs)
-    except RuntimeError as exc:
+    except (RuntimeError, TypeError) as exc:
         raise ConfigError(f"timm cannot build {timm_name!r}: {exc}") from exc
 
 
-def _create_pretrained(name: str, timm_name: str, kwargs: dict) -> VisionTransformer:
+def _create_pretrained(name: str, timm_name: str, kwargs: dict) -> nn.Module:
     """timm's pretrained weights: from the local Hugging Face cache without touching the network, else
     downloaded when the hub answers; offline, one clear error within about two seconds (no retries)."""
-    hint = (f"pass a local checkpoint with --weights PATH (official DINO/DINOv2/MAE/CLIP .pth or timm "
+    hint = (f"pass a local checkpoint with --weights PATH (official DINO/DINOv2/DINOv3/MAE/CLIP .pth or timm "
             f".safetensors for {timm_name}), or set HUMMINGBIRD_WEIGHTS")
     cached = _cached_weights(timm_name)
     if cached is not None:

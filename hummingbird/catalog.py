@@ -7,17 +7,20 @@ them by the tests.
 
 from __future__ import annotations
 
-# Backbone presets of ``hummingbird.backbones.PRESETS`` (which maps each to its timm model).
-PRESET_NAMES = ("dino_vits16", "dino_vits8", "dino_vitb16", "dino_vitb8", "dinov2_vits14", "dinov2_vitb14",
-                "dinov2_vits14_reg", "dinov2_vitb14_reg", "clip_vitb16", "mae_vitb16")
+from hummingbird.presets import LEARNED_POSITION_RULES, PRESETS
+
+# Backbone presets of the registry ``hummingbird.presets.PRESETS`` (which maps each to its timm model).
+PRESET_NAMES = tuple(PRESETS)
 
 RANDOM_WEIGHTS = "random"  # --weights value for a seeded random init
 
-# Position-embedding resampling rules (``hummingbird.pos_embed``) and protocol presets (``hummingbird.protocols``).
-POS_EMBED_RULES = ("official", "timm")
+# Resampling rules of learned position embeddings (``hummingbird.pos_embed``) and protocol presets
+# (``hummingbird.protocols``).
+POS_EMBED_RULES = LEARNED_POSITION_RULES
 PROTOCOL_PRESETS = ("default", "open-hbird")
 
-# Square input side by patch size when neither --input-size nor a bank gives one.
+# Square input side by patch size for timm:<name> backbones when neither --input-size nor a bank gives one
+# (presets declare their own, ``Preset.input_size``).
 DEFAULT_INPUT_SIZE = {14: 504, 8: 512, 16: 512}
 
 # Dataset kinds of ``hummingbird.datasets.DATASETS`` and their default (training, evaluation) splits.

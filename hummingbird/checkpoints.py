@@ -2,9 +2,10 @@
 
 Accepted layouts: official DINO ``.pth`` (bare state dict, or a full training checkpoint with
 ``teacher``/``student`` entries and ``module.``/``backbone.`` prefixes), official DINOv2 ``.pth``,
-official MAE ``.pth`` (``{"model": ...}``), OpenAI CLIP image towers, and timm
-``.safetensors``/``.pth``/``.bin``. Key conversion of third-party layouts is delegated to timm's
-own ``checkpoint_filter_fn``.
+official DINOv3 ``.pth`` (mapped by :mod:`hummingbird.dinov3`), official MAE ``.pth`` (``{"model": ...}``),
+OpenAI CLIP image towers, and timm ``.safetensors``/``.pth``/``.bin``. Key conversion of other
+third-party layouts is delegated to the model family's timm ``checkpoint_filter_fn``. Whatever the
+layout, the mapped keys must be exactly the model's: a missing, unexpected or misshapen key is an error.
 """
 
 from __future__ import annotations
@@ -13,8 +14,10 @@ import hashlib
 from pathlib import Path
 
 import torch
-from timm.models.vision_transformer import VisionTransformer, checkpoint_filter_fn
+from timm.models import eva, naflexvit, vision_transformer
+from torch import nn
 
+from hummingbird import dinov3
 from hummingbird.errors import CheckpointError
 
 # Keys that belong to training heads or masking, never to the frozen feature extractor.
@@ -85,16 +88,32 @@ def _unwrap(raw: object, path: Path) -> dict[str, torch.Tensor]:
     return state
 
 
-def load_into_vit(model: VisionTransformer, path: str | Path) -> None:
+def _filter_fn(model: nn.Module):
+    """timm's key conversion for the model's family."""
+    if isinstance(model, eva.Eva):
+        return eva.checkpoint_filter_fn
+    if isinstance(model, naflexvit.NaFlexVit):
+        return naflexvit.checkpoint_filter_fn
+    return vision_transformer.checkpoint_filter_fn
+
+
+def load_into_model(model: nn.Module, path: str | Path) -> None:
     """Load a checkpoint file into ``model`` in place, strictly on the backbone's parameters.
 
     Raises :class:`CheckpointError` naming the file and listing missing/unexpected keys or
-    shape mismatches (e.g. a ViT-B checkpoint given to a ViT-S preset).
+    shape mismatches (e.g. a ViT-B checkpoint given to a ViT-S preset, registers missing or present,
+    another depth).
     """
     path = Path(path)
     state = read_state_dict(path)
+    periods = None
     try:
-        state = checkpoint_filter_fn(state, model)
+        if isinstance(model, eva.Eva) and dinov3.is_official_dinov3(state):
+            state, periods = dinov3.official_to_timm(state, model, path)
+        else:
+            state = _filter_fn(model)(state, model)
+    except CheckpointError:
+        raise
     except Exception as exc:
         raise CheckpointError(f"{path}: cannot map weights onto {type(model).__name__} ({exc})") from exc
     state = {k: v for k, v in state.items() if not k.startswith(_IGNORED_PREFIXES)}
@@ -119,6 +138,11 @@ def load_into_vit(model: VisionTransformer, path: str | Path) -> None:
             f"{path}: weights do not fit this backbone (is it another architecture?); " + "; ".join(parts)
         )
     model.load_state_dict(state, strict=False)
+    if periods is not None:
+        try:
+            dinov3.use_official_rope_periods(model, periods)
+        except CheckpointError as exc:
+            raise CheckpointError(f"{path}: {exc}") from exc
 
 
 def _preview(items: list[str], limit: int = 8) -> str:

@@ -8,7 +8,9 @@ Two rules, which give different features at any input size other than the native
   the sampling positions follow that scale, not ``M / h``.
 * ``"timm"`` — timm's ``resample_abs_pos_embed``: bicubic to the target size, antialiased.
 
-:func:`use_pos_embed_rule` installs a rule on a timm ``VisionTransformer``.
+:func:`use_pos_embed_rule` installs a rule on a timm ``VisionTransformer``. Other families fix their own
+position rule (:func:`native_position_rule`: ``rope``, ``rope+timm``, ``naflex``; see
+:mod:`hummingbird.presets`); :func:`install_position_rule` chooses between the two cases.
 """
 
 from __future__ import annotations
@@ -18,6 +20,9 @@ import types
 
 import torch
 import torch.nn.functional as F
+from torch import nn
+from timm.models.eva import Eva
+from timm.models.naflexvit import NaFlexVit
 from timm.models.vision_transformer import VisionTransformer
 
 from hummingbird.catalog import POS_EMBED_RULES as RULES
@@ -71,3 +76,37 @@ def use_pos_embed_rule(model: VisionTransformer, rule: str) -> None:
     if rule == "official":
         model._pos_embed = types.MethodType(_pos_embed_official, model)
     model.pos_embed_rule = rule
+
+
+def native_position_rule(model: nn.Module) -> str | None:
+    """The position rule a model family fixes itself, or ``None`` for a ``VisionTransformer`` whose learned
+    grid is resampled by a :data:`RULES` rule.
+
+    ``rope``: rotary embeddings only (DINOv3, EUPE); ``rope+timm``: rotary plus a learned grid that timm
+    resamples (Perception Encoder); ``timm``: an Eva without rotary embeddings; ``naflex``: NaFlexVit's own
+    resize of its grid (SigLIP 2 NaFlex, C-RADIO).
+    """
+    if isinstance(model, VisionTransformer):
+        return None
+    if isinstance(model, Eva):
+        if model.rope is None:
+            return "timm"
+        return "rope+timm" if model.pos_embed is not None else "rope"
+    if isinstance(model, NaFlexVit):
+        return "naflex"
+    raise ConfigError(f"a {type(model).__name__} is not a supported backbone (timm VisionTransformer, Eva or "
+                      f"NaFlexVit)")
+
+
+def install_position_rule(model: nn.Module, requested: str | None, default: str) -> str:
+    """Install ``requested`` (else ``default``) on a learned-grid ViT, or check that ``requested`` is the
+    model's own rule (:func:`native_position_rule`); return the rule in use (also ``model.pos_embed_rule``)."""
+    native = native_position_rule(model)
+    if native is None:
+        use_pos_embed_rule(model, requested or default)
+        return model.pos_embed_rule
+    if requested not in (None, native):
+        raise ConfigError(f"--pos-embed {requested}: resampling rules apply to ViTs whose only position signal is a "
+                          f"learned grid; this {type(model).__name__} uses {native!r} positions")
+    model.pos_embed_rule = native
+    return native
