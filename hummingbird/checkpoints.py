@@ -97,6 +97,25 @@ def _filter_fn(model: nn.Module):
     return vision_transformer.checkpoint_filter_fn
 
 
+_REGISTER_KEYS = ("register_tokens", "reg_token", "storage_tokens")  # official DINOv2, timm, official DINOv3
+
+
+def _check_registers(state: dict[str, torch.Tensor], model: nn.Module, path: Path) -> None:
+    """Refuse, naming the key, a checkpoint whose register (storage) tokens the model lacks or that lacks
+    the model's: before timm's filters, which would fail on the position grid's size instead."""
+    if isinstance(model, naflexvit.NaFlexVit):  # RADIO's own layout names its tokens otherwise
+        return
+    key = next((k for k in _REGISTER_KEYS if k in state), None)
+    have = 0 if key is None else state[key].shape[-2]
+    reg = getattr(model, "reg_token", None)
+    want = 0 if reg is None else reg.shape[-2]
+    if have != want:
+        found = f"{have} register tokens ({key})" if key else f"no register tokens (none of {', '.join(_REGISTER_KEYS)})"
+        raise CheckpointError(f"{path}: weights do not fit this backbone: the checkpoint has {found}, the model "
+                              f"{f'has {want} (reg_token)' if want else 'has none'}; is it a "
+                              f"{'registers (_reg)' if have else 'no-registers'} checkpoint?")
+
+
 def load_into_model(model: nn.Module, path: str | Path) -> None:
     """Load a checkpoint file into ``model`` in place, strictly on the backbone's parameters.
 
@@ -106,6 +125,7 @@ def load_into_model(model: nn.Module, path: str | Path) -> None:
     """
     path = Path(path)
     state = read_state_dict(path)
+    _check_registers(state, model, path)
     periods = None
     try:
         if isinstance(model, eva.Eva) and dinov3.is_official_dinov3(state):

@@ -143,3 +143,36 @@ def test_loads_official_dinov2_register_layout(tmp_path):
     loaded = load_backbone("dinov2_vits14_reg", weights=path, **TINY)
     x = torch.rand(1, 3, 42, 28)
     torch.testing.assert_close(loaded(x), source(x))
+
+
+def test_registers_missing_or_present_name_the_key(tmp_path):
+    plain = load_backbone("dinov2_vits14", weights="random", **TINY)
+    torch.save(plain.model.state_dict(), tmp_path / "dinov2_noreg.pth")
+    with pytest.raises(CheckpointError, match=r"dinov2_noreg.pth: .*checkpoint has no register tokens .*the model has "
+                                              r"4 \(reg_token\)"):
+        load_backbone("dinov2_vits14_reg", weights=tmp_path / "dinov2_noreg.pth", **TINY)
+    registers = load_backbone("dinov2_vits14_reg", weights="random", **TINY).model.state_dict()
+    registers["register_tokens"] = registers.pop("reg_token")
+    torch.save(registers, tmp_path / "dinov2_reg.pth")
+    with pytest.raises(CheckpointError, match=r"dinov2_reg.pth: .*4 register tokens \(register_tokens\), the model has "
+                                              r"none"):
+        load_backbone("dinov2_vits14", weights=tmp_path / "dinov2_reg.pth", **TINY)
+
+
+def test_several_layers_are_concatenated_in_the_order_given():
+    both = load_backbone("dinov3_vits16", weights="random", depth=3, layer=[-1, 0])
+    last = load_backbone("dinov3_vits16", weights="random", depth=3)
+    first = load_backbone("dinov3_vits16", weights="random", depth=3, layer=0)
+    x = torch.rand(1, 3, 32, 48)
+    torch.testing.assert_close(both(x), torch.cat([last(x), first(x)], dim=-1))
+    assert both.embed_dim == 768 and both.metadata()["layer"] == [2, 0] and first.metadata()["layer"] == 0
+    with pytest.raises(ConfigError, match="--layer/--layers 5 is out of range"):
+        load_backbone("dinov3_vits16", weights="random", depth=3, layer=[0, 5])
+
+
+def test_rope_backbones_refuse_learned_grid_rules():
+    encoder = load_backbone("dinov3_vits16", weights="random", depth=1, pos_embed="rope")  # a bank's own rule
+    assert encoder.pos_embed == "rope"
+    with pytest.raises(ConfigError, match="--pos-embed official: resampling rules apply to ViTs whose only position "
+                                          "signal is a learned grid; this Eva uses 'rope' positions"):
+        load_backbone("dinov3_vits16", weights="random", depth=1, pos_embed="official")
