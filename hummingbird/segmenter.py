@@ -469,12 +469,12 @@ def _build(pipeline: Pipeline, dataset: SegmentationDataset, memory_size, augmen
 
 def _sources_of(bank: MemoryBank, bank_path, data_root):
     """Source images of a saved bank: its dataset, or (in-memory examples) the files saved with it."""
-    from hummingbird.settings import bank_relative_file
-
     meta = bank.metadata
     if meta.get("dataset") != MEMORY_DATASET:
         return _LazySources(bank, data_root)
-    folder = data_root or bank_relative_file(meta.get("dataset_root"), bank_path)
+    folder = data_root or meta.get("dataset_root")  # saved beside the bank: relative to its folder
+    if folder is not None and bank_path is not None and not Path(folder).is_absolute():
+        folder = Path(bank_path).parent / folder
     return ExampleSources(meta["image_ids"], files=meta.get("image_files"), folder=folder)
 
 
