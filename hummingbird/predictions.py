@@ -13,7 +13,6 @@ from typing import Sequence
 
 import numpy as np
 import torch
-from PIL import Image
 from tqdm.auto import tqdm
 
 from hummingbird import render

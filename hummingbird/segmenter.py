@@ -28,7 +28,7 @@ from hummingbird import search_store
 from hummingbird.datasets import SegmentationDataset
 from hummingbird.decoder import HummingbirdDecoder
 from hummingbird.errors import BankError, ConfigError
-from hummingbird.examples import MEMORY_DATASET, ExampleDataset, ExampleSources, as_mask, as_rgb
+from hummingbird.examples import MEMORY_DATASET, ExampleDataset, ExampleSources, as_rgb
 from hummingbird.memory import MemoryBank
 from hummingbird.neighbours import Neighbour, QueryResult, SourceImages, describe_neighbours, query_image
 from hummingbird.pipeline import build_memory_bank, build_search, make_decoder, resolved_spec
