@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from fungi_dense.variants import DEFAULT_VARIANT
-from hummingbird.catalog import DEFAULT_INPUT_SIZE, RANDOM_WEIGHTS
+from hummingbird.catalog import DEFAULT_INPUT_SIZE, DEFAULT_K, DEFAULT_TEMPERATURE, RANDOM_WEIGHTS
 from hummingbird.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -100,8 +100,8 @@ class SearchOptions:
     """The decoder: ``k`` neighbours, softmax temperature ``τ`` and the neighbour search (``index``:
     ``None`` follows the protocol preset; ``nprobe``: partitions visited; ``refine``: re-ranking)."""
 
-    k: int = 30
-    temperature: float = 0.02
+    k: int = DEFAULT_K
+    temperature: float = DEFAULT_TEMPERATURE
     index: str | None = None
     nprobe: int | None = None
     refine: int = 1
