@@ -110,6 +110,13 @@ class SearchOptions:
 SEARCH_DEFAULTS = SearchOptions()
 
 
+def split_keywords(keywords: dict) -> tuple[Settings, SearchOptions]:
+    """Keyword arguments → the pipeline's :class:`Settings` and the decoder's :class:`SearchOptions`."""
+    search_fields = {f.name for f in fields(SearchOptions)}
+    search = SearchOptions(**{k: v for k, v in keywords.items() if k in search_fields})
+    return Settings.from_keywords(**{k: v for k, v in keywords.items() if k not in search_fields}), search
+
+
 @dataclass
 class Pipeline:
     """A resolved pipeline: what turns images into query features, at which size, under which protocol."""
