@@ -25,6 +25,7 @@ from hummingbird.catalog import (DATASET_KINDS, DEFAULT_INPUT_SIZE, DEFAULT_RESI
                                  DEFAULT_SPLITS, POS_EMBED_RULES, PRESET_NAMES, PROTOCOL_PRESETS, RANDOM_WEIGHTS,
                                  RESIZE_MODES)
 from hummingbird.errors import BankError, ConfigError, HummingbirdError
+from hummingbird.prepare.archives import PREPARED_DATASETS
 
 if TYPE_CHECKING:  # for annotations only; the commands import what they use when they run
     import numpy as np
@@ -290,6 +291,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_one_pass_resize_arg(p)
     _add_bank_query_args(p, k=8)
 
+    _add_prepare_data_parser(sub)
+
     p = sub.add_parser("check-dataset", help="report every problem of a dataset and its class frequencies",
                        description="Scan images and masks for problems (missing pairs, unreadable files, size "
                                    "mismatches, colour masks, out-of-range values, tiny images) in one pass, "
@@ -302,6 +305,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="also write the report as JSON here")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     return parser
+
+
+def _add_prepare_data_parser(sub) -> None:
+    p = sub.add_parser("prepare-data", help="download, verify, convert and check a dataset",
+                       description="Download a dataset's official archives (resuming partial downloads) or take them "
+                                   "from disk, verify their checksums, extract and convert them into the layout the "
+                                   "other commands read (VOC: + SBD trainaug; COCO-Stuff: stuff masks), then check "
+                                   "the result. A dataset appears under its final name only when complete.")
+    p.add_argument("dataset", choices=PREPARED_DATASETS,
+                   help="voc: VOC 2012 + SBD trainaug; ade20k: SceneParsing; coco_stuff: COCO 2017 + COCO-Stuff; "
+                        "cityscapes: needs --from-archive (its download needs a login)")
+    p.add_argument("--root", required=True, help="folder that receives the dataset (and downloads/)")
+    p.add_argument("--mirror", default=None, metavar="URL",
+                   help="base URL replacing the official host of each archive (same paths below it)")
+    p.add_argument("--from-archive", nargs="+", default=None, metavar="PATH",
+                   help="archives already on disk (official file names), or folders holding them")
+    p.add_argument("--checksums", default=None, metavar="FILE",
+                   help="replace official checksums: lines '<md5|sha1|sha256 hex>  <archive name>' (md5sum format)")
+    p.add_argument("--delete-archives", action="store_true", help="delete downloaded archives once prepared")
+    p.add_argument("--out", default=None, help="also write the result and checks as JSON here")
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
 
 # ----------------------------------------------------------------------------- shared steps
@@ -783,8 +807,25 @@ def cmd_check_dataset(args) -> int:
     return 0 if report.ok else 1
 
 
+def cmd_prepare_data(args) -> int:
+    from hummingbird.prepare import prepare_dataset
+    from hummingbird.prepare.archives import read_checksums
+    from hummingbird.results import write_json
+
+    result = prepare_dataset(args.dataset, args.root, mirror=args.mirror, from_archive=args.from_archive or (),
+                             checksums=read_checksums(args.checksums) if args.checksums else None,
+                             delete_archives=args.delete_archives, progress=not args.no_progress)
+    for report in result.checks:
+        print(report.format())
+    print(f"{args.dataset} {'prepared' if result.prepared_now else 'was already prepared'} in {result.data_root}; "
+          f"use --dataset {args.dataset} --data-root {result.data_root}")
+    if args.out:
+        write_json(args.out, result.to_dict())
+    return 0 if result.ok else 1
+
+
 COMMANDS = {"build-memory": cmd_build_memory, "evaluate": cmd_evaluate, "segment": cmd_segment,
-            "neighbours": cmd_neighbours, "viewer": cmd_viewer, "check-dataset": cmd_check_dataset}
+            "neighbours": cmd_neighbours, "viewer": cmd_viewer, "check-dataset": cmd_check_dataset, "prepare-data": cmd_prepare_data}
 
 
 def _user_message(exc: Exception) -> str:
