@@ -54,7 +54,6 @@ def fetch(archive: Archive, folder: Path, mirror: str | None = None, progress: b
     """``folder/<archive name>``, downloaded unless already there and verified. An interrupted transfer
     continues from ``<name>.part`` (in this run, or the next one); a download whose checksum is wrong is
     deleted and refused."""
-    folder.mkdir(parents=True, exist_ok=True)
     target = folder / archive.name
     if target.is_file():
         verify(target, archive, progress)
@@ -100,7 +99,9 @@ def _download(url: str, part: Path, archive: Archive, target: Path, progress: bo
             if response.status_code == 200:
                 offset = 0  # the server ignored the Range: start again
             total = _total_length(response, offset)
+            response.raw.enforce_content_length = False  # keep the bytes of a cut transfer; the size is checked below
             try:
+                part.parent.mkdir(parents=True, exist_ok=True)
                 with open(part, "ab" if offset else "wb") as out, \
                         tqdm(total=total, initial=offset, unit="B", unit_scale=True, unit_divisor=1024,
                              desc=f"download {archive.name}", disable=not progress) as bar:
