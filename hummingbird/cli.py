@@ -248,6 +248,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "(hummingbird protocol)")
     p.add_argument("--save-overlays", action="store_true",
                    help="with --save-predictions: also DIR/<id>_overlay.png, colours over the image + legend")
+    p.add_argument("--plot", action="store_true",
+                   help="also write <out>_per_class.png/.svg (IoU bars) and <out>_confusion.png/.svg (heat map) "
+                        "beside the JSON (hummingbird protocol)")
 
     p = sub.add_parser("segment", help="memory bank + images → label PNGs (and colour overlays with legends)",
                        description="Segment images (files or folders) with a memory bank.")
@@ -605,6 +608,10 @@ def cmd_evaluate(args) -> int:
     write_json(args.out, payload)
     print(format_scores(result))
     print(f"\nwrote {args.out}")
+    if args.plot:
+        from hummingbird.plots import evaluation_plots
+
+        print(f"wrote {', '.join(str(p) for p in evaluation_plots(payload, args.out))}")
     return 0
 
 
@@ -612,8 +619,9 @@ def _evaluate_probe(args) -> int:
     """``--protocol linear`` (probe trained on --train-split) or ``overcluster`` (k-means on the split)."""
     from hummingbird import probes
 
-    if args.save_predictions:
-        raise ConfigError(f"--save-predictions works with --protocol hummingbird, not {args.protocol}")
+    for option in ("save_predictions", "plot"):
+        if getattr(args, option):
+            raise ConfigError(f"--{option.replace('_', '-')} works with --protocol hummingbird, not {args.protocol}")
     from hummingbird.results import format_scores, write_json
     from hummingbird.transforms import EvalResize
 
