@@ -61,7 +61,7 @@ def per_class_bars(series: dict[str, dict[str, float | None]], stem: Path, title
     ax.set_ylabel("IoU (%)")
     ax.set_ylim(0, 100)
     ax.set_xlim(-0.6, len(classes) - 0.4)
-    ax.set_title(title, fontsize=9)
+    ax.set_title(title if len(series) > 1 else f"{title}: {next(iter(series))}", fontsize=9)
     if len(series) > 1:
         ax.legend(fontsize=7)
     fig.tight_layout()
@@ -114,6 +114,19 @@ def train_fraction(train_set: str) -> float | None:
         return None
 
 
+def _ticks(ax, values: set[float], label) -> None:
+    """Major ticks at the plotted x values only, labelled by ``label(value)``."""
+    from matplotlib.ticker import NullLocator
+
+    ticks = sorted(values)
+    ax.set_xticks(ticks, [label(v) for v in ticks])
+    ax.xaxis.set_minor_locator(NullLocator())
+
+
+def _fraction_label(value: float) -> str:
+    return "full" if value == 1 else str(Fraction(value).limit_denominator(4096))
+
+
 def _curve(ax, points: dict[float, dict], label: str, index: int) -> None:
     xs = sorted(points)
     means = [100 * points[x]["mean"] for x in xs]
@@ -146,6 +159,7 @@ def table_plots(aggregates: list[dict], rows: list[dict], out_dir: str | Path, m
         for i, (label, points) in enumerate(by_memory.items()):
             _curve(ax, points, label, i)
         ax.set_xscale("log")
+        _ticks(ax, {m for points in by_memory.values() for m in points}, lambda m: f"{m:,.0f}")
         ax.set_xlabel("memory size (patches)")
         ax.set_ylabel(ylabel)
         ax.set_title(f"{dataset}: {ylabel.split(' (')[0]} against memory size (mean ± std over seeds)", fontsize=9)
@@ -167,6 +181,7 @@ def table_plots(aggregates: list[dict], rows: list[dict], out_dir: str | Path, m
         for i, (label, points) in enumerate(by_fraction.items()):
             _curve(ax, points, label, i)
         ax.set_xscale("log", base=2)
+        _ticks(ax, {f for points in by_fraction.values() for f in points}, _fraction_label)
         ax.set_xlabel("fraction of the training split")
         ax.set_ylabel(ylabel)
         ax.set_title(f"{dataset}: {ylabel.split(' (')[0]} against training data (mean ± std over seeds)", fontsize=9)

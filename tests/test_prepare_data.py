@@ -3,6 +3,7 @@ resume, checksum, conversion (SBD .mat → trainaug, COCO-Stuff pixel maps), che
 
 from __future__ import annotations
 
+import json
 import time
 
 import numpy as np
@@ -52,6 +53,9 @@ def test_voc_download_resumes_verifies_converts_and_checks(tmp_path, voc_archive
     assert "0 problems" in out and "trainaug" in out and f"--data-root {root / 'VOCdevkit'}" in out
     assert sorted(p.name for p in (root / "downloads").iterdir()) == sorted(voc_archives)
     assert _leftovers(root) == [] and not (root / "sbd").exists()
+    report = json.loads((tmp_path / "prep.json").read_text())
+    assert report["ok"] and sorted(report["archives"]) == sorted(voc_archives)
+    assert [c["split"] for c in report["checks"]] == ["trainaug", "val"] and report["checks"][0]["images"] == 4
     # a second run sees the stamp, downloads nothing and checks again
     assert main(["prepare-data", "voc", "--root", str(root), "--mirror", "http://127.0.0.1:9", "--no-progress"]) == 0
     assert "already prepared" in capsys.readouterr().out
