@@ -31,7 +31,7 @@ from fungi_dense.assemble import fungi_features
 from fungi_dense.features import FungiConfig
 from fungi_dense.variants import DEFAULT_VARIANT, VARIANTS
 from hummingbird.backbones import encoder_from_weights_file
-from hummingbird.cli import DEFAULT_INPUT_SIZE
+from hummingbird.catalog import DEFAULT_INPUT_SIZE
 from hummingbird.datasets import DATASET_KINDS, DEFAULT_SPLITS, load_dataset
 from hummingbird.features import TokenFeatures
 from hummingbird.filesets import expand_fileset, is_named
