@@ -1,4 +1,5 @@
-"""``hummingbird`` command line: build-memory, evaluate, segment, neighbours, viewer, check-dataset.
+"""``hummingbird`` command line: build-memory, evaluate, segment, neighbours, viewer, check-dataset,
+prepare-data.
 
 A thin layer over the Python API (:class:`hummingbird.Segmenter`): each command turns its arguments
 into keyword arguments, calls the library and writes what it returns. The argument parser is in
@@ -99,6 +100,10 @@ def cmd_evaluate(args) -> int:
     write_json(args.out, payload)
     print(format_scores(payload))
     print(f"\nwrote {args.out}")
+    if args.plot:
+        from hummingbird.plots import evaluation_plots
+
+        print(f"wrote {', '.join(str(p) for p in evaluation_plots(payload, args.out))}")
     return 0
 
 
@@ -108,8 +113,9 @@ def _evaluate_probe(args) -> int:
     from hummingbird.results import write_json
     from hummingbird.settings import split_keywords
 
-    if args.save_predictions:
-        raise ConfigError(f"--save-predictions works with --protocol hummingbird, not {args.protocol}")
+    for option in ("save_predictions", "plot"):
+        if getattr(args, option):
+            raise ConfigError(f"--{option.replace('_', '-')} works with --protocol hummingbird, not {args.protocol}")
     if args.bank:
         raise ConfigError(f"--protocol {args.protocol} works on features, not on a memory bank; drop --bank")
     settings, _ = split_keywords(_keywords(args))
@@ -211,8 +217,26 @@ def cmd_check_dataset(args) -> int:
     return 0 if report.ok else 1
 
 
+def cmd_prepare_data(args) -> int:
+    from hummingbird.prepare import prepare_dataset
+    from hummingbird.prepare.archives import read_checksums
+    from hummingbird.results import write_json
+
+    result = prepare_dataset(args.dataset, args.root, mirror=args.mirror, from_archive=args.from_archive or (),
+                             checksums=read_checksums(args.checksums) if args.checksums else None,
+                             delete_archives=args.delete_archives, progress=not args.no_progress)
+    for report in result.checks:
+        print(report.format())
+    print(f"{args.dataset} {'prepared' if result.prepared_now else 'was already prepared'} in {result.data_root}; "
+          f"use --dataset {args.dataset} --data-root {result.data_root}")
+    if args.out:
+        write_json(args.out, result.to_dict())
+    return 0 if result.ok else 1
+
+
 COMMANDS = {"build-memory": cmd_build_memory, "evaluate": cmd_evaluate, "segment": cmd_segment,
-            "neighbours": cmd_neighbours, "viewer": cmd_viewer, "check-dataset": cmd_check_dataset}
+            "neighbours": cmd_neighbours, "viewer": cmd_viewer, "check-dataset": cmd_check_dataset,
+            "prepare-data": cmd_prepare_data}
 
 
 def _user_message(exc: Exception) -> str:

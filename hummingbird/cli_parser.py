@@ -14,6 +14,7 @@ from hummingbird.argtypes import (fraction, int_at_least, non_negative_float, no
                                   positive_int, unit_interval)
 from hummingbird.catalog import (DATASET_KINDS, DEFAULT_RESIZE_MODE, POS_EMBED_RULES, PRESET_NAMES,
                                  PROTOCOL_PRESETS, RANDOM_WEIGHTS, RESIZE_MODES)
+from hummingbird.prepare.archives import PREPARED_DATASETS
 from hummingbird.settings import SEARCH_DEFAULTS, FungiOptions
 
 FUNGI = FungiOptions()  # the FUNGI defaults
@@ -183,6 +184,27 @@ def _add_decoder_args(p: argparse.ArgumentParser) -> None:
                    help="approximate indexes: re-rank refine×k candidates exactly (e.g. 10 with IVF-PQ)")
 
 
+def _add_prepare_data_parser(sub) -> None:
+    p = sub.add_parser("prepare-data", help="download, verify, convert and check a dataset",
+                       description="Download a dataset's official archives (resuming partial downloads) or take them "
+                                   "from disk, verify their checksums, extract and convert them into the layout the "
+                                   "other commands read (VOC: + SBD trainaug; COCO-Stuff: stuff masks), then check "
+                                   "the result. A dataset appears under its final name only when complete.")
+    p.add_argument("dataset", choices=PREPARED_DATASETS,
+                   help="voc: VOC 2012 + SBD trainaug; ade20k: SceneParsing; coco_stuff: COCO 2017 + COCO-Stuff; "
+                        "cityscapes: needs --from-archive (its download needs a login)")
+    p.add_argument("--root", required=True, help="folder that receives the dataset (and downloads/)")
+    p.add_argument("--mirror", default=None, metavar="URL",
+                   help="base URL replacing the official host of each archive (same paths below it)")
+    p.add_argument("--from-archive", nargs="+", default=None, metavar="PATH",
+                   help="archives already on disk (official file names), or folders holding them")
+    p.add_argument("--checksums", default=None, metavar="FILE",
+                   help="replace official checksums: lines '<md5|sha1|sha256 hex>  <archive name>' (md5sum format)")
+    p.add_argument("--delete-archives", action="store_true", help="delete downloaded archives once prepared")
+    p.add_argument("--out", default=None, help="also write the result and checks as JSON here")
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="hummingbird", description=(
         "In-context dense scene understanding with a frozen ViT: build a memory bank of patch features "
@@ -228,6 +250,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "(hummingbird protocol)")
     p.add_argument("--save-overlays", action="store_true",
                    help="with --save-predictions: also DIR/<id>_overlay.png, colours over the image + legend")
+    p.add_argument("--plot", action="store_true",
+                   help="also write <out>_per_class.png/.svg (IoU bars) and <out>_confusion.png/.svg (heat map) "
+                        "beside the JSON (hummingbird protocol)")
 
     p = sub.add_parser("segment", help="memory bank + images → label PNGs (and colour overlays with legends)",
                        description="Segment images (files or folders) with a memory bank.")
@@ -270,6 +295,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-root", default=None, help="where the bank's source images are now (default: as built)")
     _add_one_pass_resize_arg(p)
     _add_bank_query_args(p, k=8)
+
+    _add_prepare_data_parser(sub)
 
     p = sub.add_parser("check-dataset", help="report every problem of a dataset and its class frequencies",
                        description="Scan images and masks for problems (missing pairs, unreadable files, size "
