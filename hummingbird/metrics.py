@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from scipy.optimize import linear_sum_assignment
 
 
 class ConfusionMatrix:
@@ -59,9 +58,6 @@ class ConfusionMatrix:
         if counts[-1] > 0:
             raise ValueError(f"target values outside [0, {self.num_classes}) and not {self.ignore_index}")
 
-    def merge(self, other: "ConfusionMatrix") -> None:
-        self.matrix += other.matrix
-
 
 def scores(matrix: torch.Tensor | np.ndarray, class_names: list[str] | None = None) -> dict:
     """mIoU, per-class IoU, pixel accuracy and mean class accuracy of a confusion matrix.
@@ -98,6 +94,8 @@ def open_hbird_hungarian_scores(matrix: torch.Tensor | np.ndarray, class_names: 
     m = torch.as_tensor(np.asarray(matrix), dtype=torch.float64)
     gt, pred = m.sum(1, keepdim=True), m.sum(0, keepdim=True)
     iou_matrix = m / (gt + pred - m).clamp_min(1e-8)  # (gt class, predicted class)
+    from scipy.optimize import linear_sum_assignment  # scipy: only for the matched scores
+
     gt_idx, pred_idx = linear_sum_assignment(iou_matrix.numpy(), maximize=True)
     matched = m[:, pred_idx[np.argsort(gt_idx)]]  # column j: the prediction matched to class j
     tp = matched.diag()

@@ -194,3 +194,13 @@ def preset_table() -> list[dict]:
     """Every preset as a JSON-ready row (``hummingbird backbones --json``)."""
     return [{"preset": name, **asdict(p), "mean": list(p.mean), "std": list(p.std),
              "official_files": list(p.official_files)} for name, p in PRESETS.items()]
+
+
+def preset_table_text() -> str:
+    """Every preset as an aligned text table (``hummingbird backbones``)."""
+    header = ("preset", "timm model", "patch", "dim", "depth", "input", "mean / std", "positions", "official weights")
+    rows = [(name, p.timm_name, str(p.patch_size), str(p.embed_dim), str(p.depth), str(p.input_size),
+             f"{'/'.join(f'{v:g}' for v in p.mean)} / {'/'.join(f'{v:g}' for v in p.std)}", p.position, p.weights)
+            for name, p in PRESETS.items()]
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header) - 1)]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + r[-1] for r in [header, *rows])

@@ -1,6 +1,8 @@
 """The backbone registry: every preset builds with random weights and returns its patch grid on a non-square
 input; what the registry declares (patch, width, depth, normalisation, position rule) is what timm builds."""
 
+import json
+
 import pytest
 import timm
 import torch
@@ -51,3 +53,17 @@ def test_catalog_reads_the_registry_and_official_file_names_map_to_presets():
     assert preset_from_filename("dinov2_vitg14_reg4_pretrain.pth") == "dinov2_vitg14_reg"
     assert preset_from_filename("vit_pe_spatial_base_patch16_512.fb.safetensors") == "pe_spatial_vitb16"
     assert preset_from_filename("dinov3_vits16_depth2.pth") is None
+
+
+def test_backbones_command_lists_every_preset(capsys):
+    from hummingbird.cli import main
+
+    assert main(["backbones", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["preset"] for r in rows] == list(PRESETS) and len(rows) >= 20
+    dinov3 = next(r for r in rows if r["preset"] == "dinov3_vitl16_sat493m")
+    assert dinov3["position"] == "rope" and dinov3["mean"] == [0.430, 0.411, 0.296] and dinov3["patch_size"] == 16
+    assert main(["backbones"]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert len(table) == len(PRESETS) + 1 and table[0].split()[:2] == ["preset", "timm"]
+    assert "vit_small_patch16_dinov3_qkvb.lvd1689m" in next(line for line in table if line.startswith("dinov3_vits16 "))
