@@ -716,6 +716,7 @@ def _parse_pair(text: str, option: str) -> tuple[int, int]:
 
 def cmd_neighbours(args) -> int:
     from hummingbird import render
+    from hummingbird.atomic import save_image
     from hummingbird.geometry import patch_box_in_source, point_to_patch
     from hummingbird.neighbours import SourceImages, describe_neighbours, query_image
     from hummingbird.results import write_json
@@ -744,8 +745,7 @@ def cmd_neighbours(args) -> int:
     title = f"{Path(args.image).name} patch ({row}, {col}): predicted {predicted}; {len(neighbours)} nearest memory patches"
     picture = render.neighbour_grid(image, result.labels, query_box, neighbours, sources, pipe.palette, title)
     out = Path(args.out or f"{Path(args.image).stem}_r{row}c{col}_neighbours.png")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    picture.save(out)
+    save_image(picture, out)
     write_json(out.with_suffix(".json"), {"image": str(args.image), "patch": [row, col], "query_box": query_box,
                                           "neighbours": [n.to_dict() for n in neighbours]})
     print(f"wrote {out} and {out.with_suffix('.json')}")

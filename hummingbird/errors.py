@@ -27,3 +27,7 @@ class ConfigError(HummingbirdError):
 
 class OutputBusyError(HummingbirdError):
     """Another process is writing the same output (its lock file is held)."""
+
+
+class OutputError(HummingbirdError):
+    """A file or folder cannot be written (disk full, file size limit, read-only folder, no permission)."""

@@ -17,7 +17,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from hummingbird import render
-from hummingbird.atomic import atomic_path
+from hummingbird.atomic import make_folder, save_image
 from hummingbird.datasets import IGNORE_INDEX, SegmentationDataset
 from hummingbird.errors import ConfigError
 from hummingbird.metrics import ConfusionMatrix
@@ -38,8 +38,7 @@ def save_label_png(labels: np.ndarray, palette: np.ndarray, path: Path) -> None:
     """Label map ``(H, W)`` → palette PNG at ``path`` (atomic)."""
     image = Image.fromarray(labels.astype(np.uint8), mode="P")
     image.putpalette(palette.flatten().tolist())
-    with atomic_path(path) as tmp:
-        image.save(tmp, format="PNG")
+    save_image(image, path, format="PNG")
 
 
 def evaluate_and_save(features, decoder, dataset: SegmentationDataset, out_dir: str | Path, palette: np.ndarray,
@@ -49,8 +48,7 @@ def evaluate_and_save(features, decoder, dataset: SegmentationDataset, out_dir: 
     ``out_dir/<id>.png`` (``overlay``: also ``<id>_overlay.png``, the image blended at ``alpha`` with a
     legend). Uses the decoder's ``patch_distributions`` and ``upsample`` only."""
     check_prediction_dir(dataset, out_dir)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = make_folder(out_dir)
     confusion = ConfusionMatrix(dataset.num_classes, IGNORE_INDEX)
     names = list(dataset.class_names)
     source = dataset if indices is None else torch.utils.data.Subset(dataset, list(indices))
@@ -67,7 +65,6 @@ def evaluate_and_save(features, decoder, dataset: SegmentationDataset, out_dir: 
             if overlay:
                 image = dataset.read_image(int(index))
                 picture = render.with_legend(render.overlay(image, labels, palette, alpha), labels, names, palette)
-                with atomic_path(out_dir / f"{image_id}_overlay.png") as tmp:
-                    picture.save(tmp, format="PNG")
+                save_image(picture, out_dir / f"{image_id}_overlay.png", format="PNG")
     return confusion
 
