@@ -57,6 +57,9 @@ def make_folder(folder: str | Path) -> Path:
     folder = Path(folder)
     try:
         folder.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError) as exc:  # the folder, or one above it, is a file
+        blocking = next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), folder)
+        raise OutputError(f"{blocking}: is a file, not a folder; cannot write {folder} there") from exc
     except OSError as exc:
         raise write_error(folder, exc) from exc
     return folder

@@ -823,6 +823,8 @@ def _raise_terminated(signum, frame):
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     previous = signal.signal(signal.SIGTERM, _raise_terminated) if threading.current_thread() is threading.main_thread() else None
+    if previous is not None:  # past `ulimit -f` a write fails with EFBIG, named in one line, instead of killing us
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     try:
         with _output_locks(args):
             return COMMANDS[args.command](args)

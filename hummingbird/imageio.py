@@ -19,6 +19,7 @@ content its user sees and its mask (stored as displayed, read as stored) lines u
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -86,8 +87,8 @@ def exif_orientation(image: Image.Image) -> int:
     """EXIF orientation of an open image, 1 (as stored) when absent or unreadable."""
     try:
         value = int(image.getexif().get(EXIF_ORIENTATION, 1))
-    except Exception:  # malformed EXIF blocks are ignored, as viewers do
-        return 1
+    except (OSError, ValueError, TypeError, KeyError, SyntaxError, struct.error):  # malformed EXIF: ignored,
+        return 1  # as viewers do
     return value if value in ORIENTATION_WORDS else 1
 
 
@@ -107,6 +108,10 @@ def read_rgb_stored(path: str | Path, error: type[HummingbirdError] = DatasetErr
             return to_rgb8(upright(img), path), stored
     except HummingbirdError as exc:
         raise error(str(exc)) from exc
+    except FileNotFoundError:
+        raise error(f"{path}: image file not found") from None
+    except IsADirectoryError:
+        raise error(f"{path}: is a folder, not an image file") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise error(f"{path}: cannot read image, unreadable or truncated ({exc})") from exc
 

@@ -22,7 +22,7 @@ def read_text(path: str | Path, what: str = "text file", error: type[Hummingbird
     try:
         raw = path.read_bytes()
     except IsADirectoryError:
-        raise error(f"{path}: is a folder, not a {what}") from None
+        raise error(f"{path}: is a folder, not a file ({what} expected)") from None
     except FileNotFoundError:
         raise error(f"{path}: {what} not found") from None
     except OSError as exc:

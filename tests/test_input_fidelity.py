@@ -18,6 +18,7 @@ import pytest
 import torch
 from PIL import Image
 
+from conftest import leftovers, rotated_jpeg, unwritable
 from hummingbird.cli import main
 from hummingbird.synthetic import block_scene, write_block_dataset
 
@@ -40,21 +41,7 @@ def one_line(err: str) -> str:
     return lines[0]
 
 
-def leftovers(folder: Path) -> list[str]:
-    """Temporary or lock files an interrupted write would leave."""
-    return sorted(p.name for p in folder.iterdir() if p.name.endswith((".tmp", ".lock")))
-
-
 # ----------------------------------------------------------------------------- 1: EXIF orientation
-
-def rotated_jpeg(upright: np.ndarray, path: Path, orientation: int) -> None:
-    """``upright (H, W, 3)`` stored as a camera does: pixels turned, EXIF orientation 6 or 8 saying how to
-    turn them back (6: rotate 90° clockwise to display, 8: 90° counter-clockwise)."""
-    turn = Image.Transpose.ROTATE_90 if orientation == 6 else Image.Transpose.ROTATE_270
-    exif = Image.Exif()
-    exif[0x0112] = orientation
-    Image.fromarray(upright).transpose(turn).save(path, quality=95, exif=exif)
-
 
 def rotated_dataset(root: Path, width: int, height: int, orientation: int = 6) -> Path:
     """A folder dataset whose first image is a rotated JPEG (upright mask) of ``width x height``."""
@@ -176,86 +163,7 @@ def test_bank_with_nan_features_is_not_written(tmp_path):
 
 
 # ----------------------------------------------------------------------------- 3/4: OS errors while writing
-
-@pytest.fixture
-def small_bank_args(tmp_path):
-    ds = write_block_dataset(tmp_path / "ds", n_train=2, n_val=1)
-    return ["build-memory", "--dataset", "folder", "--data-root", ds, "--no-augment", *TINY]
-
-
-def test_file_size_limit_while_writing_a_bank(tmp_path, capsys, small_bank_args):
-    """A real EFBIG: RLIMIT_FSIZE lowered in this process (SIGXFSZ ignored, as ``hummingbird`` does)."""
-    import resource
-    import signal
-
-    out = tmp_path / "bank.safetensors"
-    out.write_bytes(b"an earlier bank")
-    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
-    previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-    resource.setrlimit(resource.RLIMIT_FSIZE, (8192, hard))
-    try:
-        code, _, err = run([*small_bank_args, "--out", out], capsys)
-    finally:
-        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
-        signal.signal(signal.SIGXFSZ, previous)
-    line = one_line(err)
-    assert code == 2 and f"{out}: cannot write: File too large (EFBIG)" in line, line
-    assert out.read_bytes() == b"an earlier bank" and leftovers(tmp_path) == []
-
-
-def test_disk_full_while_writing_a_bank(tmp_path, capsys, monkeypatch, small_bank_args):
-    """ENOSPC simulated: the safetensors writer fails as it does on a full disk, after a partial write."""
-    import hummingbird.tensorfile as tensorfile
-    from safetensors import SafetensorError
-
-    def full_disk(tensors, filename, metadata=None):
-        Path(filename).write_bytes(b"\0" * 100)
-        raise SafetensorError('Error while serializing: IoError(Os { code: 28, kind: StorageFull, '
-                              'message: "No space left on device" })')
-
-    monkeypatch.setattr(tensorfile, "save_file", full_disk)
-    out = tmp_path / "bank.safetensors"
-    out.write_bytes(b"an earlier bank")
-    code, _, err = run([*small_bank_args, "--out", out], capsys)
-    line = one_line(err)
-    assert code == 2 and f"{out}: cannot write: No space left on device (ENOSPC)" in line, line
-    assert out.read_bytes() == b"an earlier bank" and leftovers(tmp_path) == []
-
-
-def unwritable(folder: Path):
-    """Make ``folder`` refuse new files: ``chmod 555``, or for root (who ignores modes) ``chattr +i``."""
-    from contextlib import contextmanager
-
-    @contextmanager
-    def guard():
-        if os.geteuid() != 0:
-            folder.chmod(0o555)
-            try:
-                yield
-            finally:
-                folder.chmod(0o755)
-            return
-        if shutil.which("chattr") is None or subprocess.run(["chattr", "+i", str(folder)]).returncode != 0:
-            pytest.skip("running as root without chattr +i: cannot make a folder unwritable")
-        try:
-            yield
-        finally:
-            subprocess.run(["chattr", "-i", str(folder)], check=True)
-
-    return guard()
-
-
-def test_unwritable_out_folder(tmp_path, capsys, small_bank_args):
-    folder = tmp_path / "banks"
-    folder.mkdir()
-    (folder / "bank.safetensors").write_bytes(b"an earlier bank")
-    with unwritable(folder):
-        code, _, err = run([*small_bank_args, "--out", folder / "bank.safetensors"], capsys)
-    line = one_line(err)
-    assert code == 2 and f"{folder / 'bank.safetensors'}" in line, line
-    assert ("Permission denied (EACCES)" in line or "Operation not permitted (EPERM)" in line), line
-    assert (folder / "bank.safetensors").read_bytes() == b"an earlier bank" and leftovers(folder) == []
-
+# (simulated ENOSPC, in-process EFBIG and unwritable folders: rows of test_bad_input_matrix.py)
 
 # The same through the real command in real conditions: a full 1 MiB tmpfs (ENOSPC), a read-only mount
 # (EROFS) and `ulimit -f` (EFBIG), in a user+mount namespace (skipped where `unshare` cannot make one).
