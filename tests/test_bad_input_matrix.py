@@ -193,7 +193,7 @@ ROWS: dict[str, Row] = {
     "build/fileset-is-a-folder": Row([*BUILD, "--fileset", "ds"], ("ds: is a folder, not a file (id list expected)",)),
     "build/fileset-latin-1": Row([*BUILD, "--fileset", "few.txt"], ("few.txt: not UTF-8 text at byte 17",),
                                  setup=write("few.txt", LATIN1)),
-    "build/fileset-unknown-ids": Row([*BUILD, "--fileset", "few.txt"], ("few.txt: 2 ids are not in split 'all'",
+    "build/fileset-unknown-ids": Row([*BUILD, "--fileset", "few.txt"], ("few.txt: 2 ids are not in split 'train'",
                                                                         "nope_1, nope_2"),
                                      setup=write("few.txt", "img000\nnope_1\nnope_2\n")),
     "build/fileset-unshipped-seed": Row([*BUILD, "--fileset", "voc:1/128:7"], ("seed 7 is not shipped",)),
@@ -285,9 +285,9 @@ ROWS: dict[str, Row] = {
     "segment/rotated-photo-read-upright": Row([*SEGMENT[:4], "ds/images/img000.jpg", *SEGMENT[5:]], ("wrote 1 label maps",),
                                               code=0, setup=rotated_photo()),
     # ------------------------------------------------------------------ neighbours
-    "neighbours/patch-outside-the-grid": Row([*NEIGHBOURS[:6], "--patch", "9,0", *NEIGHBOURS[8:]],
+    "neighbours/patch-outside-the-grid": Row([*NEIGHBOURS[:5], "--patch", "9,0", *NEIGHBOURS[7:]],
                                              ("--patch 9,0 is outside the 4x4 patch grid",)),
-    "neighbours/point-not-two-numbers": Row([*NEIGHBOURS[:6], "--point", "12", *NEIGHBOURS[8:]],
+    "neighbours/point-not-two-numbers": Row([*NEIGHBOURS[:5], "--point", "12", *NEIGHBOURS[7:]],
                                             ("--point '12': expected two numbers separated by a comma",)),
     "neighbours/no-such-image": Row([*NEIGHBOURS[:4], "nothing.png", *NEIGHBOURS[5:]], ("nothing.png: image file not found",)),
     "neighbours/data-root-moved": Row([*NEIGHBOURS, "--data-root", "moved"], ("the bank's source images are not at "
