@@ -31,3 +31,7 @@ class OutputBusyError(HummingbirdError):
 
 class OutputError(HummingbirdError):
     """A file or folder cannot be written (disk full, file size limit, read-only folder, no permission)."""
+
+
+class DownloadError(HummingbirdError):
+    """An archive cannot be downloaded (offline, host not answering, HTTP error) or fails its checksum."""

@@ -131,15 +131,15 @@ class MemoryBank:
         return list(self.metadata.get("class_names") or [f"class_{i}" for i in range(self.num_classes)])
 
     def save(self, path: str | Path) -> Path:
-        """Write the bank atomically (temporary file, then rename); a bank with non-finite features is
-        refused, nothing written."""
+        """Write the bank atomically (temporary file, then rename); its metadata gains the format
+        version, row count and checksum written (the checksum a stored search index refers to). A bank
+        with non-finite features is refused, nothing written."""
         self.check_finite(path, "the backbone gave non-finite features (damaged weights? float16 overflow?); "
                                 "the bank was not written")
         tensors = {"features": self.features.contiguous(), "labels": self.labels.contiguous(),
                    "sources": self.sources.contiguous(), "views": self.views.contiguous()}
-        meta = dict(self.metadata, format_version=FORMAT_VERSION, num_patches=len(self),
-                    checksum=tensors_checksum(tensors))
-        return write_tensor_file(path, tensors, "hummingbird", meta)
+        self.metadata.update(format_version=FORMAT_VERSION, num_patches=len(self), checksum=tensors_checksum(tensors))
+        return write_tensor_file(path, tensors, "hummingbird", self.metadata)
 
     @classmethod
     def load(cls, path: str | Path) -> "MemoryBank":

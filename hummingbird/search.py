@@ -26,7 +26,7 @@ import faiss
 import numpy as np
 import torch
 
-from hummingbird.shards import RowGather
+from hummingbird.rows import RowGather
 
 AUTO_SEARCH, EXACT_SEARCH, CLUSTERED_SEARCH = "auto", "exact", "clustered"  # --index values
 FAISS_EXACT = "Flat"  # faiss's exact inner-product index (hummingbird.index.NeighbourIndex)
@@ -277,41 +277,67 @@ class ClusteredSearch:
     spec = CLUSTERED_SEARCH
 
     def __init__(self, features, device: str | torch.device | None = None, nlist: int | None = None,
-                 nprobe: int | None = None, seed: int = 0, train_size: int | None = None, iterations: int = 10):
+                 nprobe: int | None = None, seed: int = 0, train_size: int | None = None, iterations: int = 10,
+                 centroids: torch.Tensor | None = None, assignment: torch.Tensor | None = None):
         self.device = _device(device)
-        chunks = [features] if isinstance(features, (torch.Tensor, np.ndarray)) else list(features)
-        total = sum(len(c) for c in chunks)
-        self.nlist = min(nlist or default_nlist(total), total)
+        self.chunks = [features] if isinstance(features, (torch.Tensor, np.ndarray)) else list(features)
+        total = sum(len(c) for c in self.chunks)
+        self.nlist = len(centroids) if centroids is not None else min(nlist or default_nlist(total), total)
         self.nprobe = min(nprobe or default_nprobe(self.nlist), self.nlist)
-        self.dim = int(chunks[0].shape[1])
-        # k-means on a sample (faiss, CPU), then every row to its nearest centroid
-        rng = np.random.default_rng(seed)
-        take = min(total, train_size or 32 * self.nlist)
-        sample_rows = torch.from_numpy(np.sort(rng.choice(total, take, replace=False)))
-        sample = RowGather(chunks).gather(sample_rows).numpy()
-        kmeans = faiss.Kmeans(self.dim, self.nlist, niter=iterations, seed=seed, spherical=True,
-                              max_points_per_centroid=max(1, take // self.nlist + 1), min_points_per_centroid=1,
-                              verbose=False)
-        kmeans.train(np.ascontiguousarray(sample))
-        self.centroids = torch.from_numpy(kmeans.centroids).to(self.device)
+        self.dim, self.seed = int(self.chunks[0].shape[1]), seed
+        if centroids is None:  # k-means on a sample (faiss, CPU)
+            rng = np.random.default_rng(seed)
+            take = min(total, train_size or 32 * self.nlist)
+            sample_rows = torch.from_numpy(np.sort(rng.choice(total, take, replace=False)))
+            sample = RowGather(self.chunks).gather(sample_rows).numpy()
+            kmeans = faiss.Kmeans(self.dim, self.nlist, niter=iterations, seed=seed, spherical=True,
+                                  max_points_per_centroid=max(1, take // self.nlist + 1), min_points_per_centroid=1,
+                                  verbose=False)
+            kmeans.train(np.ascontiguousarray(sample))
+            centroids = torch.from_numpy(kmeans.centroids)
+        self.centroids = centroids.float().to(self.device)
+        self.assignment = self._assign(self.chunks) if assignment is None else assignment.long().to(self.device)
+        if len(self.assignment) != total:
+            raise ValueError(f"{len(self.assignment)} partition assignments for {total} memory rows")
+        self._partition()
+
+    def _assign(self, chunks) -> torch.Tensor:
+        """Every row of ``chunks`` to its nearest centroid → ``(n,)`` int64 on the device."""
         assignment = []
         for chunk in chunks:
             for start in range(0, len(chunk), 65_536):
                 block = as_float_tensor(chunk[start:start + 65_536]).to(self.device)
                 assignment.append((block @ self.centroids.T).argmax(1))
-        assignment = torch.cat(assignment)
-        self.order = torch.argsort(assignment, stable=True)  # position (partition after partition) → row
-        counts = torch.bincount(assignment, minlength=self.nlist)
+        return torch.cat(assignment)
+
+    def _partition(self) -> None:
+        """Lay the rows out partition after partition (``features``, ``order``, ``offsets``)."""
+        total = len(self.assignment)
+        self.order = torch.argsort(self.assignment, stable=True)  # position (partition after partition) → row
+        counts = torch.bincount(self.assignment, minlength=self.nlist)
         self.offsets = torch.cat([counts.new_zeros(1), counts.cumsum(0)]).tolist()
-        stored = torch.float16 if _is_half(chunks[0]) else torch.float32
+        stored = torch.float16 if _is_half(self.chunks[0]) else torch.float32
         if not fits_on_device(total * self.dim * stored.itemsize, self.device):
             from hummingbird.errors import ConfigError
 
             raise ConfigError(f"--index clustered: {total:,} x {self.dim} memory features do not fit on {self.device}; "
                               f"use --index exact (streams them block by block) or auto")
         # (N, D) in the stored dtype, partition after partition
-        self.features = RowGather(chunks).gather(self.order.cpu(), stored).to(self.device)
+        self.features = RowGather(self.chunks).gather(self.order.cpu(), stored).to(self.device)
         self.positions = torch.arange(len(self.features), device=self.device)
+
+    def add(self, features) -> "ClusteredSearch":
+        """Append memory rows ``(n, D)`` (numbered after the current ones), each to its nearest existing
+        partition: the memory grows without re-training the partitions."""
+        self.chunks.append(features)
+        self.assignment = torch.cat([self.assignment, self._assign([features])])
+        self._partition()
+        return self
+
+    def state(self) -> dict[str, torch.Tensor]:
+        """What re-creates this search over the same rows without training: ``centroids (nlist, D)``
+        float32 and ``assignment (N,)`` int32, on the CPU."""
+        return {"centroids": self.centroids.cpu().contiguous(), "assignment": self.assignment.to("cpu", torch.int32)}
 
     def __len__(self) -> int:
         return len(self.features)
