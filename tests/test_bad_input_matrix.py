@@ -1,9 +1,9 @@
-"""The bad-input matrix (issue 18): every command given a bad input, a failing disk or a broken file,
-as a user would. Each row asserts the exit status, the one line that explains it (naming the file and
+"""The bad-input matrix (issue 18): every command, and the Python API (:class:`hummingbird.Segmenter`),
+given a bad input, a failing disk or a broken file, as a user would. Each row asserts the exit status, the one line that explains it (naming the file and
 the problem, no traceback) and that nothing was lost: every file that existed before is byte for byte
 the same, and no temporary or lock file is left anywhere.
 
-Rows run in process on a tiny random-weight ViT at 64 px (about 0.1 s each). Write failures are real
+API rows assert the error class instead of the exit status. Rows run in process on a tiny random-weight ViT at 64 px (about 0.1 s each). Write failures are real
 where the kernel can give them to an unprivileged test: ``RLIMIT_FSIZE`` (EFBIG) and an unwritable
 folder (``chmod 555``, or ``chattr +i`` for root); a full disk (ENOSPC) is simulated by writers that
 write part of the file and then fail with ENOSPC as a full disk makes them (the real ENOSPC, EROFS and
@@ -413,9 +413,9 @@ def under(condition: str | None, w: Path, monkeypatch, stack: ExitStack) -> None
         raise ValueError(condition)
 
 
-@pytest.mark.parametrize("name", sorted(ROWS))
-def test_bad_input(name, workspace, tmp_path, monkeypatch, capsys):
-    row = ROWS[name]
+def prepare(row, workspace: Path, tmp_path: Path, monkeypatch) -> tuple[Path, dict[Path, bytes]]:
+    """A copy of the workspace as the working directory, with the row's earlier outputs and setup; its
+    files before the row runs."""
     w = tmp_path / "w"
     shutil.copytree(workspace, w)
     monkeypatch.chdir(w)
@@ -423,7 +423,19 @@ def test_bad_input(name, workspace, tmp_path, monkeypatch, capsys):
         write(path, f"an earlier {path} of the user's")(w)
     if row.setup:
         row.setup(w)
-    before = snapshot(w)
+    return w, snapshot(w)
+
+
+def assert_nothing_lost(w: Path, before: dict[Path, bytes]) -> None:
+    after = snapshot(w)
+    assert {path: after.get(path) for path in before} == before  # nothing the user had changed or removed
+    assert leftovers(w) == []  # no temporary or lock file anywhere
+
+
+@pytest.mark.parametrize("name", sorted(ROWS))
+def test_bad_input(name, workspace, tmp_path, monkeypatch, capsys):
+    row = ROWS[name]
+    w, before = prepare(row, workspace, tmp_path, monkeypatch)
     with ExitStack() as stack:
         under(row.condition, w, monkeypatch, stack)
         code = main(row.argv)
@@ -440,12 +452,108 @@ def test_bad_input(name, workspace, tmp_path, monkeypatch, capsys):
     else:
         shown = out + err
     assert all(words in shown for words in row.expect), shown
-    after = snapshot(w)
-    assert {path: after.get(path) for path in before} == before  # nothing the user had changed or removed
-    assert leftovers(w) == []  # no temporary or lock file anywhere
+    assert_nothing_lost(w, before)
 
 
-def test_the_matrix_covers_every_command():
+def test_the_matrix_covers_every_command_and_the_python_api():
     commands = {row.argv[0] for row in ROWS.values()}
     assert commands == {"build-memory", "evaluate", "segment", "neighbours", "viewer", "check-dataset"}
-    assert len(ROWS) >= 60
+    assert {name.split("/")[0] for name in API_ROWS} == {"load", "from_dataset", "segment", "save", "evaluate"}
+    assert len(ROWS) + len(API_ROWS) >= 60
+
+
+# ----------------------------------------------------------------------------- the Python API
+
+API_TINY = {"backbone": "timm:vit_tiny_patch16_224", "weights": "random", "input_size": 64, "progress": False}
+
+
+@dataclass
+class ApiRow:
+    """One bad input given to :class:`hummingbird.Segmenter`: ``call(w)`` raises ``error`` (a
+    :class:`~hummingbird.errors.HummingbirdError`) whose one-line message holds ``expect``; with
+    ``error=None`` it succeeds and ``check`` holds for its result."""
+
+    call: Callable[[Path], object]
+    expect: tuple[str, ...] = ()
+    error: str | None = None
+    setup: Callable[[Path], None] | None = None
+    condition: str | None = None
+    earlier: tuple[str, ...] = ()
+    check: Callable[[object], bool] | None = None
+
+
+def segmenter(w: Path, path: str = "bank.safetensors", **overrides):
+    from hummingbird import Segmenter
+
+    return Segmenter.load(path, **overrides)
+
+
+def built(w: Path, split: str = "train", **keywords):
+    from hummingbird import Segmenter
+
+    return Segmenter.from_dataset("folder", "ds", split, augment=False, **{**API_TINY, **keywords})
+
+
+API_ROWS: dict[str, ApiRow] = {
+    "load/bank-not-found": ApiRow(lambda w: segmenter(w, path="nobank.safetensors"),
+                                  ("nobank.safetensors: memory bank file not found",), "BankError"),
+    "load/bank-nan-features": ApiRow(segmenter, ("bank.safetensors: 2 of 64 feature rows hold NaN",), "BankError",
+                                     setup=nan_bank),
+    "load/weights-inf": ApiRow(lambda w: segmenter(w, weights="w.pth"), ("w.pth: tensor blocks.5.mlp.fc1.weight holds "
+                                                                        "non-finite values: 2 infinite",),
+                               "CheckpointError", setup=tiny_weights("w.pth", float("inf"))),
+    "load/weights-folder": ApiRow(lambda w: segmenter(w, weights="ds"), ("ds: --weights is a folder",), "CheckpointError"),
+    "from_dataset/classes-latin-1": ApiRow(built, ("ds/classes.txt: not UTF-8 text at byte 4 (0xf8)",), "DatasetError",
+                                           setup=write("ds/classes.txt", "bg\nrød\ngreen\nblue\n".encode("latin-1"))),
+    "from_dataset/split-list-with-bom-and-crlf": ApiRow(built, check=lambda s: s.memory_bank().metadata["image_ids"] == [
+        "img000", "img001", "img002"], setup=write("ds/splits/train.txt", "\ufeffimg000\r\nimg001 \r\nimg002\r\n")),
+    "from_dataset/rotated-photo-with-a-sideways-mask": ApiRow(built, ("mask is 64x96 but its image is 96x64",
+                                                                      "EXIF orientation 6"), "DatasetError",
+                                                              setup=rotated_photo(mask_as_stored=True)),
+    "segment/no-such-image": ApiRow(lambda w: segmenter(w).segment("nothing.png"), ("nothing.png: image file not found",),
+                                    "ConfigError"),
+    "segment/rotated-photo-path-read-upright": ApiRow(lambda w: segmenter(w).segment("ds/images/img000.jpg"),
+                                                      check=lambda labels: labels.shape == (64, 96),
+                                                      setup=rotated_photo()),
+    "segment/rotated-photo-opened-by-the-caller": ApiRow(
+        lambda w: segmenter(w).segment(Image.open("ds/images/img000.jpg")), check=lambda labels: labels.shape == (64, 96),
+        setup=rotated_photo()),
+    "segment/tensor-with-nan": ApiRow(lambda w: segmenter(w).segment(torch.full((3, 64, 64), float("nan"))),
+                                      ("image: float tensor holds NaN or infinite values",), "ConfigError"),
+    "segment/tensor-of-0-255-values": ApiRow(lambda w: segmenter(w).segment(torch.full((3, 64, 64), 200.0)),
+                                             ("image: float tensor with values in [200, 200]; expected an image in [0, 1]",),
+                                             "ConfigError"),
+    "save/unwritable-folder": ApiRow(lambda w: segmenter(w).save("out/bank.safetensors"), ("out/bank.safetensors: cannot "
+                                                                                          "write:",), "OutputError",
+                                     condition="unwritable:out", earlier=("out/bank.safetensors",)),
+    "save/file-size-limit": ApiRow(lambda w: segmenter(w).save("out/bank.safetensors"),
+                                   ("out/bank.safetensors: cannot write: File too large (EFBIG)",), "OutputError",
+                                   condition="fsize:8192", earlier=("out/bank.safetensors",)),
+    "save/disk-full": ApiRow(lambda w: segmenter(w).save("out/bank.safetensors"),
+                             ("out/bank.safetensors: cannot write: No space left on device (ENOSPC)",), "OutputError",
+                             condition="enospc", earlier=("out/bank.safetensors",)),
+    "evaluate/save-predictions-unwritable": ApiRow(
+        lambda w: segmenter(w).evaluate(segmenter(w).open_dataset("folder", "ds", "val"), save_predictions="out/preds"),
+        ("out/preds: cannot write:",), "OutputError", condition="unwritable:out", earlier=("out/keep.txt",)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(API_ROWS))
+def test_bad_input_python_api(name, workspace, tmp_path, monkeypatch):
+    from hummingbird import errors
+
+    row = API_ROWS[name]
+    w, before = prepare(row, workspace, tmp_path, monkeypatch)
+    with ExitStack() as stack:
+        under(row.condition, w, monkeypatch, stack)
+        if row.error is None:
+            result = row.call(w)
+        else:
+            with pytest.raises(getattr(errors, row.error)) as caught:
+                row.call(w)
+    if row.error is None:
+        assert row.check(result)
+    else:
+        message = str(caught.value)
+        assert "\n" not in message and all(words in message for words in row.expect), message
+    assert_nothing_lost(w, before)
