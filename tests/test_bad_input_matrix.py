@@ -57,6 +57,7 @@ class Row:
     setup: Callable[[Path], None] | None = None
     condition: str | None = None
     earlier: tuple[str, ...] = ()
+    produced: Callable[[Path], bool] | None = None  # exit 0: what the output must be
 
 
 def write(path: str, data: bytes | str) -> Callable[[Path], None]:
@@ -283,7 +284,8 @@ ROWS: dict[str, Row] = {
     "segment/bank-nan-features": Row(SEGMENT, ("bank.safetensors: 2 of 64 feature rows hold NaN",), setup=nan_bank),
     "segment/weights-folder": Row([*SEGMENT, "--weights", "ds"], ("ds: --weights is a folder",)),
     "segment/rotated-photo-read-upright": Row([*SEGMENT[:4], "ds/images/img000.jpg", *SEGMENT[5:]], ("wrote 1 label maps",),
-                                              code=0, setup=rotated_photo()),
+                                              code=0, setup=rotated_photo(), produced=lambda w: np.array(
+                                                  Image.open(w / "out/seg/img000.png")).shape == (64, 96)),
     # ------------------------------------------------------------------ neighbours
     "neighbours/patch-outside-the-grid": Row([*NEIGHBOURS[:5], "--patch", "9,0", *NEIGHBOURS[7:]],
                                              ("--patch 9,0 is outside the 4x4 patch grid",)),
@@ -451,6 +453,7 @@ def test_bad_input(name, workspace, tmp_path, monkeypatch, capsys):
         shown = "\n".join(line for line in out.splitlines() if line.startswith("  problem: "))
     else:
         shown = out + err
+        assert row.produced is None or row.produced(w)
     assert all(words in shown for words in row.expect), shown
     assert_nothing_lost(w, before)
 
