@@ -70,8 +70,10 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         raise CheckpointError(f"{path}: cannot read weights file, not a PyTorch (.pth/.pt/.bin) or safetensors "
                               f"checkpoint (its first bytes are neither a zip archive, a pickle nor a safetensors "
                               f"header)")
-    key = _file_key(path)
-    data = path.read_bytes()  # read once: loaded and hashed from the same bytes
+    try:
+        key, data = _file_key(path), path.read_bytes()  # read once: loaded and hashed from the same bytes
+    except OSError as exc:
+        raise CheckpointError(f"{path}: cannot read weights file ({exc.strerror})") from exc
     _DIGESTS[key] = hashlib.sha256(data).hexdigest()
     try:
         if kind == "safetensors":
