@@ -22,6 +22,7 @@ from torch import nn
 from hummingbird.checkpoints import file_sha256, load_into_vit
 from hummingbird.errors import CheckpointError, ConfigError, WeightsUnavailableError
 from hummingbird.pos_embed import use_pos_embed_rule
+from hummingbird.precision import FP32, PRECISIONS, autocast, resolve_precision
 
 
 @dataclass(frozen=True)
@@ -84,11 +85,15 @@ class PatchEncoder(nn.Module):
             given a bank find it again; not part of a bank's compatibility check (``weights_id`` is).
         normalisation: ``(mean, std)`` of the input normalisation; default: the model's pretrained config
             (ImageNet statistics for DINO, DINOv2, MAE).
+        precision: arithmetic of the forward pass (and of FUNGI's backward pass): ``fp32`` (default,
+            the exact reference), ``bf16``/``fp16`` (autocast) or ``auto`` (resolved per device by
+            :func:`hummingbird.precision.resolve_precision`; the CLI's default). Tokens come out float32
+            in every precision.
     """
 
     def __init__(self, model: VisionTransformer, layer: int = -1, name: str = "custom",
                  weights_id: str = "unknown", normalisation: tuple[tuple, tuple] | None = None,
-                 weights_file: str | None = None):
+                 weights_file: str | None = None, precision: str = FP32):
         super().__init__()
         if not isinstance(model, VisionTransformer):
             raise ConfigError(f"backbone {name!r} is a {type(model).__name__}, not a timm VisionTransformer")
@@ -106,6 +111,29 @@ class PatchEncoder(nn.Module):
         mean, std = normalisation or default_normalisation(model)
         self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
+        if precision not in PRECISIONS:
+            raise ConfigError(f"--precision {precision!r}: choose from {', '.join(PRECISIONS)}")
+        self.precision = precision
+        self.compiled_tokens = None  # torch.compile'd tokens_from_normalised (see compiled())
+
+    @property
+    def device(self) -> torch.device:
+        return self.mean.device
+
+    @property
+    def active_precision(self) -> str:
+        """The precision the forward pass runs in on the encoder's device (``auto`` resolved)."""
+        return resolve_precision(self.precision, self.device)
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """Autocast to :attr:`active_precision` on the encoder's device (none for fp32)."""
+        return autocast(self.active_precision, self.device)
+
+    def compiled(self) -> "PatchEncoder":
+        """This encoder with its inference forward run through ``torch.compile`` (compiled once per
+        input shape on first use; FUNGI's backward pass stays eager). Returns ``self``."""
+        self.compiled_tokens = torch.compile(self.tokens_from_normalised, dynamic=False)
+        return self
 
     def check_input_size(self, height: int, width: int) -> None:
         """Raise :class:`ConfigError` unless both sides are positive multiples of the patch size."""
@@ -153,8 +181,9 @@ class PatchEncoder(nn.Module):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Images ``(B, 3, H, W)`` in ``[0, 1]`` → float32 patch tokens ``(B, H/p, W/p, D)``."""
         self.check_input_size(images.shape[-2], images.shape[-1])
-        with autocast_for(images.device):
-            tokens = self.tokens_from_normalised(self.normalise(images))
+        tokens_of = self.compiled_tokens or self.tokens_from_normalised
+        with self.autocast():
+            tokens = tokens_of(self.normalise(images))
         return tokens.float()
 
     @property
@@ -178,6 +207,7 @@ class PatchEncoder(nn.Module):
             "embed_dim": self.embed_dim,
             "pos_embed": self.pos_embed,
             "normalisation": self.normalisation,
+            "precision": self.active_precision,  # recorded, not checked: banks are searched across precisions
         }
 
 
@@ -202,14 +232,6 @@ def default_normalisation(model: VisionTransformer) -> tuple[tuple, tuple]:
     return tuple(cfg.get("mean", (0.485, 0.456, 0.406))), tuple(cfg.get("std", (0.229, 0.224, 0.225)))
 
 
-def autocast_for(device: torch.device) -> contextlib.AbstractContextManager:
-    """bf16 (or fp16 where bf16 is unsupported) autocast on CUDA; fp32 elsewhere."""
-    if device.type == "cuda":
-        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return torch.autocast("cuda", dtype=dtype)
-    return contextlib.nullcontext()
-
-
 def resolve_timm_name(name: str) -> str:
     """Preset name or ``timm:<model_name>`` → a timm model name (with pretrained tag)."""
     if name in PRESETS:
@@ -222,7 +244,7 @@ def resolve_timm_name(name: str) -> str:
 
 def load_backbone(name: str, weights: str | Path | None = None, layer: int = -1, seed: int = 0,
                   pos_embed: str | None = None, normalisation: tuple[tuple, tuple] | None = None,
-                  **model_kwargs) -> PatchEncoder:
+                  precision: str = FP32, **model_kwargs) -> PatchEncoder:
     """Build a frozen :class:`PatchEncoder`.
 
     Args:
@@ -236,6 +258,7 @@ def load_backbone(name: str, weights: str | Path | None = None, layer: int = -1,
         pos_embed: position-embedding resampling rule, ``"official"`` (DINO/DINOv2's) or ``"timm"``;
             default: the preset's (``official`` for DINO and DINOv2 presets, ``timm`` otherwise).
         normalisation: ``(mean, std)`` overriding the model's pretrained config.
+        precision: ``fp32``, ``bf16``, ``fp16`` or ``auto`` (see :class:`PatchEncoder`).
         model_kwargs: passed to ``timm.create_model`` (e.g. ``depth=2`` for tiny test models).
     """
     timm_name = resolve_timm_name(name)
@@ -255,7 +278,7 @@ def load_backbone(name: str, weights: str | Path | None = None, layer: int = -1,
     use_pos_embed_rule(model, pos_embed or default_pos_embed(name))
     weights_file = None if weights is None or str(weights) == RANDOM_WEIGHTS else str(Path(weights).resolve())
     return PatchEncoder(model, layer=layer, name=name, weights_id=weights_id, normalisation=normalisation,
-                        weights_file=weights_file)
+                        weights_file=weights_file, precision=precision)
 
 
 def default_pos_embed(name: str) -> str:

@@ -25,6 +25,7 @@ from hummingbird.catalog import (DATASET_KINDS, DEFAULT_INPUT_SIZE, DEFAULT_RESI
                                  DEFAULT_SPLITS, POS_EMBED_RULES, PRESET_NAMES, PROTOCOL_PRESETS, RANDOM_WEIGHTS,
                                  RESIZE_MODES)
 from hummingbird.errors import BankError, ConfigError, HummingbirdError
+from hummingbird.precision import PRECISIONS
 
 if TYPE_CHECKING:  # for annotations only; the commands import what they use when they run
     import numpy as np
@@ -143,6 +144,17 @@ def _add_runtime_args(p: argparse.ArgumentParser) -> None:
                    help="square input side in pixels (default: 512, or 504 for /14 backbones; a bank's own)")
     g.add_argument("--seed", type=non_negative_int, default=0, help="seed of sampling and augmentation")
     g.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    _add_precision_args(g)
+
+
+def _add_precision_args(g) -> None:
+    g.add_argument("--precision", choices=PRECISIONS, default="auto",
+                   help="backbone arithmetic: auto (bf16 on CUDA and on CPUs with AMX-BF16 or AVX512-BF16, fp32 "
+                        "elsewhere; fp32 under --protocol-preset open-hbird), fp32, bf16 or fp16 (CUDA, AMX-FP16); "
+                        "recorded in banks and results; banks are searched across precisions")
+    g.add_argument("--compile", action="store_true",
+                   help="torch.compile the backbone (compiles once per input shape, tens of seconds; pays only "
+                        "on long runs, README 'Precision')")
 
 
 def _add_num_classes_arg(g) -> None:
@@ -344,10 +356,14 @@ def _encoder(args, bank_meta: dict | None = None) -> PatchEncoder:
         found = Path(_bank_relative_file(meta["weights_file"], getattr(args, "bank", None)))
         weights = str(found) if found.is_file() else None
     layer = args.layer if args.layer is not None else meta.get("layer", -1)
+    protocol = _protocol(args, meta)
     encoder = encoder_from_weights_file(args.backbone or meta.get("backbone"), weights, layer=layer,
                                         pos_embed=args.pos_embed or meta.get("pos_embed"),
-                                        normalisation=_protocol(args, meta).normalisation)
-    return encoder.to(_device(args.device))
+                                        normalisation=protocol.normalisation,
+                                        precision=args.precision if args.precision != "auto" else protocol.precision)
+    encoder = encoder.to(_device(args.device))
+    encoder.active_precision  # an unsupported precision fails here, before any work
+    return encoder.compiled() if args.compile else encoder
 
 
 def _input_size(args, encoder: PatchEncoder, bank_meta: dict | None = None) -> int:
@@ -574,7 +590,8 @@ def cmd_evaluate(args) -> int:
                    "data_root": str(dataset.root),
                    "split": dataset.split, "fileset": args.fileset, "k": args.k, "temperature": args.temperature,
                    "index": _search(args, bank.metadata), "search": getattr(decoder.index, "spec", None),
-                   "nprobe": args.nprobe, "input_size": size, "seed": args.seed},
+                   "nprobe": args.nprobe, "input_size": size, "seed": args.seed,
+                   "precision": encoder.active_precision, "compile": args.compile},
         "bank": {k: v for k, v in bank.metadata.items() if k != "image_ids"},
         **result,
     }
