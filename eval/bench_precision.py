@@ -23,12 +23,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,12 +38,10 @@ from PIL import Image  # noqa: E402
 from hummingbird.precision import FP32, cpu_has_native_fp16, processor, resolve_precision  # noqa: E402
 from hummingbird.results import write_json  # noqa: E402
 
+sys.path.insert(0, str(ROOT / "eval"))
+from cli_runs import run_cli, spread, voc_subset  # noqa: E402
+
 SHARED = ROOT.parent / "shared"
-
-
-def voc_ids(root: Path, split: str, count: int) -> list[str]:
-    listing = root / "VOCdevkit" / "VOC2012" / "ImageSets" / "Segmentation" / f"{split}.txt"
-    return listing.read_text().split()[:count]
 
 
 def shared_weights(backbone: str) -> str:
@@ -55,23 +49,6 @@ def shared_weights(backbone: str) -> str:
         if entry.get("backbone") == backbone:
             return str(SHARED / "weights" / entry["file"])
     raise SystemExit(f"no weights for {backbone} in {SHARED / 'weights'}")
-
-
-def run_cli(argv: list[str]) -> float:
-    """Wall seconds of one ``python -m hummingbird ...`` process (must exit 0)."""
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
-    started = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "hummingbird", *argv], capture_output=True, text=True, env=env)
-    seconds = time.perf_counter() - started
-    if done.returncode != 0:
-        raise SystemExit(f"hummingbird {' '.join(argv)} failed:\n{done.stderr[-2000:]}")
-    return seconds
-
-
-def spread(seconds: list[float], images: int) -> dict:
-    per = [s / images for s in seconds]
-    return {"s_per_image": round(statistics.mean(per), 4), "runs_s_per_image": [round(p, 4) for p in per],
-            "spread": round((max(per) - min(per)) / statistics.mean(per), 3)}
 
 
 def agreement(a: Path, b: Path, ids: list[str], masks: Path) -> tuple[float, float]:
@@ -88,23 +65,21 @@ def agreement(a: Path, b: Path, ids: list[str], masks: Path) -> tuple[float, flo
 
 
 def cli_runs(args, root: Path, weights: str, precisions: list[str], tmp: Path) -> dict:
-    train_ids, val_ids = voc_ids(root, "train", args.train_images), voc_ids(root, "val", args.val_images)
-    (tmp / "train.txt").write_text("\n".join(train_ids) + "\n")
-    (tmp / "val.txt").write_text("\n".join(val_ids) + "\n")
+    train_file, val_file, val_ids = voc_subset(root, tmp, args.train_images, args.val_images)
     common = ["--dataset", "voc", "--data-root", str(root), "--input-size", str(args.input_size), "--no-progress",
               "--batch-size", str(args.batch_size)]
     rows = {}
     for precision in precisions:
         bank = tmp / f"bank_{precision}.safetensors"
-        build = ["build-memory", *common, "--split", "train", "--fileset", str(tmp / "train.txt"),
+        build = ["build-memory", *common, "--split", "train", "--fileset", str(train_file),
                  "--backbone", args.backbone, "--weights", weights, "--precision", precision, "--out", str(bank)]
-        evaluate = ["evaluate", *common, "--split", "val", "--fileset", str(tmp / "val.txt"), "--bank", str(bank),
+        evaluate = ["evaluate", *common, "--split", "val", "--fileset", str(val_file), "--bank", str(bank),
                     "--precision", precision, "--out", str(tmp / f"result_{precision}.json")]
         build_s = [run_cli(build) for _ in range(args.repeats)]
         eval_s = [run_cli(evaluate) for _ in range(args.repeats)]
         run_cli([*evaluate, "--save-predictions", str(tmp / f"pred_{precision}")])
         result = json.loads((tmp / f"result_{precision}.json").read_text())
-        rows[precision] = {"build": spread(build_s, len(train_ids)), "evaluate": spread(eval_s, len(val_ids)),
+        rows[precision] = {"build": spread(build_s, args.train_images), "evaluate": spread(eval_s, len(val_ids)),
                            "patches": result["bank"].get("num_patches"), "search": result["config"].get("search"),
                            "mIoU": result["mIoU"], "hungarian_mIoU": result["open_hbird_hungarian_mIoU"],
                            "recorded_precision": [result["bank"].get("precision"), result["config"].get("precision")]}
@@ -116,7 +91,7 @@ def cli_runs(args, root: Path, weights: str, precisions: list[str], tmp: Path) -
     cross = [p for p in precisions if p != FP32]
     if cross:  # the fp32 bank queried in another precision
         p = cross[0]
-        run_cli(["evaluate", *common, "--split", "val", "--fileset", str(tmp / "val.txt"),
+        run_cli(["evaluate", *common, "--split", "val", "--fileset", str(val_file),
                  "--bank", str(tmp / "bank_fp32.safetensors"), "--precision", p,
                  "--out", str(tmp / "result_cross.json"), "--save-predictions", str(tmp / "pred_cross")])
         result = json.loads((tmp / "result_cross.json").read_text())
