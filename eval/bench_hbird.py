@@ -1,15 +1,22 @@
 #!/usr/bin/env python
 """What an evaluation costs on this machine, stage by stage, against the backbone alone.
 
-Default run (CPU, a few minutes on 2 cores): a memory bank from --train-images real Pascal VOC train
+First, as a user sees it (real VOC only; ``--no-cli-runs`` skips it): ``hummingbird build-memory`` of
+the first --train-images VOC train ids, then ``hummingbird evaluate`` of the first --val-images val ids,
+each a fresh process (start-up, model and bank loading included), --repeats times interleaved, in
+--precision: seconds per image of each whole run, their spread, and evaluate / build per image. The
+report names the CPU's model and its bf16 flags.
+
+Then, in process (CPU, a few minutes on 2 cores): a memory bank from --train-images real Pascal VOC train
 images (``../shared/voc`` when present, else generated block scenes) at --input-size, every labelled
 patch kept (≈ 1,024 patches per image at 448 px with ViT-S/14, so ≥ 100k patches), the real DINOv2
 ViT-S/14 weights named by ``../shared/weights/weights.json`` when present (else a seeded random init:
 speed does not depend on weights). Then on --val-images validation images it prints and writes (JSON):
 
-  * seconds per image of the backbone alone (images already in memory);
-  * seconds per image of the whole evaluation (data loading, backbone, search, label gather, soft
-    labels, upsample, argmax, metric update), its per-stage split, and evaluation / backbone;
+  * seconds per image of the backbone alone (images already in memory, same process and precision);
+  * seconds per image of the whole evaluation loop, the marginal cost of one more image (data
+    loading, backbone, search, label gather, soft labels, upsample, argmax, metric update), its
+    per-stage split, and evaluation / backbone;
   * the decoder alone (on the same query features) with the default search (--index, default
     ``auto``) and with exact search (faiss ``Flat``), per stage, and the pixel agreement of the two;
   * the index build time and peak resident memory.
