@@ -14,7 +14,7 @@ from hummingbird.datasets import load_dataset
 from hummingbird.errors import ConfigError
 from hummingbird.features import TokenFeatures
 from hummingbird.memory import MemoryBank
-from hummingbird.pipeline import LoaderOptions, build_memory_bank, confusion_of, make_decoder, predictions
+from hummingbird.pipeline import LoaderOptions, build_memory_bank, make_decoder, predictions
 from hummingbird.protocols import PROTOCOLS
 from hummingbird.search import ClusteredSearch, ExactSearch
 from hummingbird.transforms import EvalResize
@@ -94,7 +94,6 @@ def test_bf16_labels_match_fp32_labels_on_a_fixed_case(folder_dataset):
     bf16_all = torch.cat([p for _, p, _ in predictions(features, make_decoder(bf16_bank, k=5), val, QUIET)])
     assert (bf16_queries == fp32).float().mean() >= 0.99  # an fp32 bank searched with bf16 queries
     assert (bf16_all == fp32).float().mean() >= 0.99
-    assert confusion_of(features, decoder, val, QUIET).matrix.sum() == fp32.numel()
 
 
 def test_cli_records_precision_in_bank_and_results(folder_dataset, tmp_path):
