@@ -14,7 +14,9 @@ build, mIoU and open-hbird Hungarian mIoU and their differences from fp32, and t
 the saved label maps with fp32's (all pixels and labelled pixels). It also evaluates the fp32 bank
 with bf16 queries (banks are searched across precisions). In process, on --numerics-images val
 images: patch tokens (max abs difference, min and mean cosine against fp32), dense FUNGI features
-(cosine) and the per-patch loss gradients at FUNGI's layer (cosine against fp32's).
+(cosine) and the per-patch loss gradients at FUNGI's layer (cosine against fp32's). ``--features fungi``
+makes the command-line runs dense FUNGI ones; ``--compile`` adds eager against ``torch.compile`` per
+precision (compile time and steady speed).
 
     python eval/bench_precision.py --out runs/bench_precision.json
 """
@@ -25,6 +27,7 @@ import argparse
 import json
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -68,11 +71,13 @@ def cli_runs(args, root: Path, weights: str, precisions: list[str], tmp: Path) -
     train_file, val_file, val_ids = voc_subset(root, tmp, args.train_images, args.val_images)
     common = ["--dataset", "voc", "--data-root", str(root), "--input-size", str(args.input_size), "--no-progress",
               "--batch-size", str(args.batch_size)]
+    fungi = ["--features", "fungi"] if args.features == "fungi" else []
     rows = {}
     for precision in precisions:
         bank = tmp / f"bank_{precision}.safetensors"
         build = ["build-memory", *common, "--split", "train", "--fileset", str(train_file),
-                 "--backbone", args.backbone, "--weights", weights, "--precision", precision, "--out", str(bank)]
+                 "--backbone", args.backbone, "--weights", weights, "--precision", precision, "--out", str(bank),
+                 *fungi, *(["--fungi-support", str(tmp / f"support_{precision}.safetensors")] if fungi else [])]
         evaluate = ["evaluate", *common, "--split", "val", "--fileset", str(val_file), "--bank", str(bank),
                     "--precision", precision, "--out", str(tmp / f"result_{precision}.json")]
         build_s = [run_cli(build) for _ in range(args.repeats)]
@@ -154,6 +159,37 @@ def numerics(args, root: Path, weights: str, precisions: list[str]) -> dict:
     return out
 
 
+def compile_cost(args, weights: str, precisions: list[str]) -> dict:
+    """Eager against ``torch.compile``d backbone per precision on one batch of --batch-size generated
+    images: first-call (compile) seconds, steady seconds per image, max |Δ| of the tokens."""
+    from hummingbird.backbones import load_backbone
+
+    encoder = load_backbone(args.backbone, weights=weights)
+    images = torch.rand(args.batch_size, 3, args.input_size, args.input_size, generator=torch.Generator().manual_seed(0))
+    out = {}
+    for precision in precisions:
+        encoder.precision, encoder.compiled_tokens = precision, None
+        encoder(images[:1])  # warm-up
+        started = time.perf_counter()
+        eager = encoder(images)
+        eager_s = time.perf_counter() - started
+        encoder.compiled()
+        started = time.perf_counter()
+        encoder(images)
+        first = time.perf_counter() - started
+        started = time.perf_counter()
+        compiled = encoder(images)
+        steady = time.perf_counter() - started
+        out[precision] = {"eager_s_per_image": round(eager_s / len(images), 4), "compile_first_call_s": round(first, 1),
+                          "compiled_s_per_image": round(steady / len(images), 4),
+                          "speedup": round(eager_s / steady, 3), "max_abs_diff": float((compiled - eager).abs().max())}
+        print(f"{precision}: eager {eager_s / len(images):.3f} s/image, torch.compile first call {first:.1f} s, then "
+              f"{steady / len(images):.3f} s/image ({eager_s / steady:.2f}x)", flush=True)
+        torch._dynamo.reset()
+    encoder.compiled_tokens = None
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
@@ -168,18 +204,25 @@ def main(argv: list[str] | None = None) -> int:
                    help="default: fp32, bf16, and fp16 where this CPU multiplies it natively")
     p.add_argument("--numerics-images", type=int, default=8, help="val images of the in-process comparison")
     p.add_argument("--support-images", type=int, default=8, help="train images of the FUNGI support memory")
-    p.add_argument("--skip-cli", action="store_true", help="only the in-process numerics")
+    p.add_argument("--skip-cli", action="store_true", help="no command-line runs")
+    p.add_argument("--skip-numerics", action="store_true", help="no in-process numerics")
+    p.add_argument("--features", choices=("tokens", "fungi"), default="tokens", help="features of the CLI runs")
+    p.add_argument("--compile", action="store_true", help="also time torch.compile against eager per precision")
     p.add_argument("--out", default="runs/bench_precision.json")
     args = p.parse_args(argv)
     root, weights = Path(args.data_root), shared_weights(args.backbone)
     precisions = args.precisions or [FP32, "bf16"] + (["fp16"] if cpu_has_native_fp16() else [])
     report = {"processor": processor(), "threads": torch.get_num_threads(), "torch": torch.__version__,
+              "features": args.features,
               "auto_resolves_to": resolve_precision("auto", "cpu"), "command": " ".join(sys.argv),
               "backbone": args.backbone, "input_size": args.input_size, "train_images": args.train_images,
               "val_images": args.val_images}
     print("processor: " + ", ".join(f"{k} {v}" for k, v in report["processor"].items())
           + f"; auto → {report['auto_resolves_to']}", flush=True)
-    report["numerics"] = numerics(args, root, weights, precisions)
+    if not args.skip_numerics:
+        report["numerics"] = numerics(args, root, weights, precisions)
+    if args.compile:
+        report["compile"] = compile_cost(args, weights, precisions)
     if not args.skip_cli:
         with tempfile.TemporaryDirectory() as tmp:
             report["cli"] = cli_runs(args, root, weights, precisions, Path(tmp))
