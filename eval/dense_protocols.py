@@ -17,7 +17,7 @@ import torch
 
 from hummingbird import probes
 from hummingbird.backbones import encoder_from_weights_file
-from hummingbird.cli import DEFAULT_INPUT_SIZE
+from hummingbird.catalog import DEFAULT_INPUT_SIZE
 from hummingbird.datasets import DATASET_KINDS, DEFAULT_SPLITS, load_dataset
 from hummingbird.features import TokenFeatures
 from hummingbird.pipeline import LoaderOptions

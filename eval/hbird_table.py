@@ -5,7 +5,9 @@ Each row builds a memory bank from the training split (the protocol preset's pat
 augmentation), evaluates on the validation split, and writes ``ROWS/<row>.json``; rows whose JSON exists
 are skipped, so an interrupted run resumes. Data-efficient rows take the official file sets by name:
 ``--filesets voc:1/128`` runs all five seeds and reports their mean ± std (sample standard deviation).
-``summary.json`` and ``summary.md`` collect all rows and the per-seed aggregates.
+``summary.json``, ``summary.md`` and ``summary.csv`` collect all rows and the per-seed aggregates;
+``miou_vs_memory``, ``miou_vs_fraction`` and ``per_class_iou`` (PNG and SVG) plot them (mean ± std over
+seeds, one line per backbone).
 
 Example (Pascal VOC, DINO ViT-S/16, the three Hummingbird memory sizes)::
 
@@ -29,7 +31,7 @@ from fungi_dense.assemble import fungi_features
 from fungi_dense.features import FungiConfig
 from fungi_dense.variants import DEFAULT_VARIANT, VARIANTS
 from hummingbird.backbones import encoder_from_weights_file
-from hummingbird.cli import DEFAULT_INPUT_SIZE
+from hummingbird.catalog import DEFAULT_INPUT_SIZE
 from hummingbird.datasets import DATASET_KINDS, DEFAULT_SPLITS, load_dataset
 from hummingbird.features import TokenFeatures
 from hummingbird.filesets import expand_fileset, is_named
@@ -92,6 +94,7 @@ def build_parser(dataset: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out-dir", required=True)
     p.add_argument("--dry-run", action="store_true", help="print the planned rows and their memory, run nothing")
+    p.add_argument("--no-plots", action="store_true", help="write JSON, Markdown and CSV only")
     return p
 
 
@@ -173,6 +176,12 @@ def main(argv: list[str] | None = None, dataset: str | None = None) -> int:
                      f"| {_mean_std(g['open_hbird_hungarian_mIoU'])} |")
     (out_dir / "summary.md").write_text("\n".join(table) + "\n")
     print("\n".join(table))
+    from hummingbird.plots import table_plots, write_table_csv
+
+    written = [write_table_csv(groups, args.dataset, out_dir / "summary.csv")]
+    if not args.no_plots:
+        written += table_plots(groups, summary, out_dir, metric=protocol.headline_metric)
+    print(f"wrote {', '.join(p.name for p in written)} in {out_dir}", file=sys.stderr)
     return 0
 
 

@@ -27,3 +27,7 @@ class ConfigError(HummingbirdError):
 
 class OutputBusyError(HummingbirdError):
     """Another process is writing the same output (its lock file is held)."""
+
+
+class DownloadError(HummingbirdError):
+    """An archive cannot be downloaded (offline, host not answering, HTTP error) or fails its checksum."""

@@ -39,7 +39,7 @@ class NeighbourIndex:
         self.raw = None
         gpus = faiss.get_num_gpus() if hasattr(faiss, "get_num_gpus") else 0
         if use_gpu is True and gpus == 0:
-            raise ConfigError("--index-gpu was asked for but faiss sees no GPU (install the 'gpu' extra)")
+            raise ConfigError("a GPU faiss index was asked for (use_gpu=True) but faiss sees no GPU (install the 'gpu' extra)")
         self.on_gpu = bool(use_gpu) and gpus > 0
         if self.on_gpu:  # shard the index across all GPUs (each holds 1/n of the memory)
             options = faiss.GpuMultipleClonerOptions()

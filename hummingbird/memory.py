@@ -99,12 +99,12 @@ class MemoryBank:
         return list(self.metadata.get("class_names") or [f"class_{i}" for i in range(self.num_classes)])
 
     def save(self, path: str | Path) -> Path:
-        """Write the bank atomically (temporary file, then rename)."""
+        """Write the bank atomically (temporary file, then rename); its metadata gains the format
+        version, row count and checksum written (the checksum a stored search index refers to)."""
         tensors = {"features": self.features.contiguous(), "labels": self.labels.contiguous(),
                    "sources": self.sources.contiguous(), "views": self.views.contiguous()}
-        meta = dict(self.metadata, format_version=FORMAT_VERSION, num_patches=len(self),
-                    checksum=tensors_checksum(tensors))
-        return write_tensor_file(path, tensors, "hummingbird", meta)
+        self.metadata.update(format_version=FORMAT_VERSION, num_patches=len(self), checksum=tensors_checksum(tensors))
+        return write_tensor_file(path, tensors, "hummingbird", self.metadata)
 
     @classmethod
     def load(cls, path: str | Path) -> "MemoryBank":

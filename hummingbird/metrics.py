@@ -59,9 +59,6 @@ class ConfusionMatrix:
         if counts[-1] > 0:
             raise ValueError(f"target values outside [0, {self.num_classes}) and not {self.ignore_index}")
 
-    def merge(self, other: "ConfusionMatrix") -> None:
-        self.matrix += other.matrix
-
 
 def scores(matrix: torch.Tensor | np.ndarray, class_names: list[str] | None = None) -> dict:
     """mIoU, per-class IoU, pixel accuracy and mean class accuracy of a confusion matrix.

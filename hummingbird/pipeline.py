@@ -113,9 +113,33 @@ def build_memory_bank(features: TokenFeatures, dataset: SegmentationDataset, inp
     return bank
 
 
+def resolved_spec(bank, index_spec: str, device: str | torch.device = "cpu") -> str:
+    """``index_spec`` with ``auto`` replaced by the search it picks for this bank on ``device``."""
+    if index_spec != AUTO_SEARCH:
+        return index_spec
+    chunks = [bank.features] if isinstance(bank, MemoryBank) else list(bank.feature_chunks())
+    itemsize = 2 if str(chunks[0].dtype).endswith("float16") else 4
+    return auto_spec(len(bank), torch.device(device), len(bank) * bank.dim * itemsize)
+
+
+def build_search(bank, index_spec: str = AUTO_SEARCH, nprobe: int | None = None, use_gpu: bool | str = "auto",
+                 seed: int = 0, refine: int = 1, train_size: int = 262_144, device: str | torch.device = "cpu"):
+    """The neighbour search over a bank's features (a :class:`MemoryBank`, or a sharded bank read shard
+    by shard from memory maps); see :func:`make_decoder` for the arguments."""
+    device = torch.device(device)
+    chunks = [bank.features] if isinstance(bank, MemoryBank) else list(bank.feature_chunks())
+    spec = resolved_spec(bank, index_spec, device)
+    if spec == EXACT_SEARCH:
+        return ExactSearch(chunks, device)
+    if spec == CLUSTERED_SEARCH:
+        return ClusteredSearch(chunks, device, nprobe=nprobe, seed=seed)
+    return _faiss_index(bank, spec, nprobe=64 if nprobe is None else nprobe, use_gpu=use_gpu, seed=seed,
+                        refine=refine, train_size=train_size)
+
+
 def make_decoder(bank, k: int = 30, temperature: float = 0.02, index_spec: str = AUTO_SEARCH,
                  nprobe: int | None = None, use_gpu: bool | str = "auto", seed: int = 0, refine: int = 1,
-                 train_size: int = 262_144, device: str | torch.device = "cpu") -> HummingbirdDecoder:
+                 train_size: int = 262_144, device: str | torch.device = "cpu", index=None) -> HummingbirdDecoder:
     """Index a bank's features (a :class:`MemoryBank`, or a sharded bank read shard by shard from
     memory maps) and wrap them in a :class:`HummingbirdDecoder`.
 
@@ -128,20 +152,12 @@ def make_decoder(bank, k: int = 30, temperature: float = 0.02, index_spec: str =
         use_gpu, refine, train_size: faiss indexes only (see :class:`~hummingbird.index.NeighbourIndex`).
         device: where torch searches keep the memory and run; on CUDA the labels go there too (when
             they fit), so the whole query path stays on the GPU.
+        index: an already built search over the bank (e.g. read by :mod:`hummingbird.search_store`);
+            the other search arguments are then not used.
     """
-    device = torch.device(device)
-    chunks = [bank.features] if isinstance(bank, MemoryBank) else list(bank.feature_chunks())
-    spec = index_spec
-    if spec == AUTO_SEARCH:
-        itemsize = 2 if str(chunks[0].dtype).endswith("float16") else 4
-        spec = auto_spec(len(bank), device, len(bank) * bank.dim * itemsize)
-    if spec == EXACT_SEARCH:
-        index = ExactSearch(chunks, device)
-    elif spec == CLUSTERED_SEARCH:
-        index = ClusteredSearch(chunks, device, nprobe=nprobe, seed=seed)
-    else:
-        index = _faiss_index(bank, spec, nprobe=64 if nprobe is None else nprobe, use_gpu=use_gpu, seed=seed,
-                             refine=refine, train_size=train_size)
+    if index is None:
+        index = build_search(bank, index_spec, nprobe=nprobe, use_gpu=use_gpu, seed=seed, refine=refine,
+                             train_size=train_size, device=device)
     labels = bank.labels.float() if isinstance(bank, MemoryBank) else bank.labels
     home = getattr(index, "device", torch.device("cpu"))
     if home.type != "cpu" and fits_on_device(len(bank) * bank.num_classes * 4, home):
@@ -157,7 +173,7 @@ def _faiss_index(bank, spec: str, nprobe: int, use_gpu: bool | str, seed: int, r
                            train_size=train_size)
     if isinstance(bank, MemoryBank):
         return index.add(bank.features).keep_raw(bank.features)
-    from hummingbird.shards import RowGather
+    from hummingbird.rows import RowGather
 
     raw = RowGather(list(bank.feature_chunks()))
     rng = np.random.default_rng(seed)
@@ -226,9 +242,3 @@ def evaluate(features: TokenFeatures, decoder: HummingbirdDecoder, dataset: Segm
     result = summarise(confusion.matrix, list(dataset.class_names), headline)
     result.update(num_images=len(dataset), seconds=round(time.perf_counter() - started, 3))
     return result
-
-
-def segment(features: TokenFeatures, decoder: HummingbirdDecoder, images: torch.Tensor) -> torch.Tensor:
-    """Images ``(B, 3, S, S)`` in ``[0, 1]`` → label maps ``(B, S, S)`` int64."""
-    device = next(features.encoder.parameters()).device
-    return decoder.predict(features(images.to(device)), tuple(images.shape[-2:])).cpu()

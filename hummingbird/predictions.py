@@ -13,10 +13,10 @@ from typing import Sequence
 
 import numpy as np
 import torch
-from PIL import Image
 from tqdm.auto import tqdm
 
 from hummingbird import render
+from hummingbird.render import save_label_png
 from hummingbird.atomic import atomic_path
 from hummingbird.datasets import IGNORE_INDEX, SegmentationDataset
 from hummingbird.errors import ConfigError
@@ -32,14 +32,6 @@ def check_prediction_dir(dataset: SegmentationDataset, out_dir: str | Path) -> N
             if target.resolve() in inputs:
                 raise ConfigError(f"{target}: --save-predictions would write over the dataset file "
                                   f"{inputs[target.resolve()]}; choose another folder")
-
-
-def save_label_png(labels: np.ndarray, palette: np.ndarray, path: Path) -> None:
-    """Label map ``(H, W)`` → palette PNG at ``path`` (atomic)."""
-    image = Image.fromarray(labels.astype(np.uint8), mode="P")
-    image.putpalette(palette.flatten().tolist())
-    with atomic_path(path) as tmp:
-        image.save(tmp, format="PNG")
 
 
 def evaluate_and_save(features, decoder, dataset: SegmentationDataset, out_dir: str | Path, palette: np.ndarray,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -96,3 +97,13 @@ def neighbour_grid(query: Image.Image, labels: np.ndarray, query_box: tuple[floa
         draw.text((x + 16, y + TILE + 2), n.label_name[:16], fill="black", font=font)
         draw.text((x, y + TILE + 17), f"#{i + 1}  sim {n.similarity:.3f}", fill="black", font=font)
     return canvas
+
+
+def save_label_png(labels: np.ndarray, palette: np.ndarray, path: str | Path) -> None:
+    """Label map ``(H, W)`` → palette PNG at ``path`` (atomic): the one writer of label maps."""
+    from hummingbird.atomic import atomic_path
+
+    image = Image.fromarray(labels.astype(np.uint8), mode="P")
+    image.putpalette(palette.flatten().tolist())
+    with atomic_path(path) as tmp:
+        image.save(tmp, format="PNG")

@@ -26,7 +26,7 @@ import faiss
 import numpy as np
 import torch
 
-from hummingbird.shards import RowGather
+from hummingbird.rows import RowGather
 
 AUTO_SEARCH, EXACT_SEARCH, CLUSTERED_SEARCH = "auto", "exact", "clustered"  # --index values
 FAISS_EXACT = "Flat"  # faiss's exact inner-product index (hummingbird.index.NeighbourIndex)
@@ -37,8 +37,7 @@ CPU_CLUSTERED_FROM = 40_000
 # On CUDA, half-precision exact search stays cheaper than the backbone up to far larger memories.
 CUDA_CLUSTERED_FROM = 2_000_000
 HALF_PRECISION_SLACK = 2e-3  # bound on |fp16 score - exact score| of unit vectors (ExactSearch._search_half)
-# The same bound per reduced scoring dtype: four unit roundoffs (queries, rows, result, accumulation)
-REDUCED_PRECISION_SLACK = {torch.float16: HALF_PRECISION_SLACK, torch.bfloat16: 4 * 2.0**-8}
+BFLOAT16_SLACK = 4 * 2.0**-8  # the same for bfloat16 scores: four unit roundoffs (queries, rows, result, sums)
 DEVICE_MEMORY_SHARE = 0.5  # at most this share of the free device memory holds the memory features
 
 
@@ -257,7 +256,8 @@ class ExactSearch:
         top = exact.topk(k, dim=1)
         sims, ids = top.values, candidates.gather(1, top.indices)
         if wide < len(self):  # rows never scored exactly can only be missed if the bound allows it
-            slack = REDUCED_PRECISION_SLACK[self.score_dtype] * queries.norm(dim=1) * self.max_norm
+            bound = BFLOAT16_SLACK if self.score_dtype == torch.bfloat16 else HALF_PRECISION_SLACK
+            slack = bound * queries.norm(dim=1) * self.max_norm
             doubtful = (sims[:, -1] <= rough[:, -1] + slack).nonzero(as_tuple=True)[0]
             if len(doubtful):
                 sims[doubtful], ids[doubtful] = self._search_fp32(queries[doubtful], k)
@@ -285,44 +285,70 @@ class ClusteredSearch:
 
     def __init__(self, features, device: str | torch.device | None = None, nlist: int | None = None,
                  nprobe: int | None = None, seed: int = 0, train_size: int | None = None, iterations: int = 10,
+                 centroids: torch.Tensor | None = None, assignment: torch.Tensor | None = None,
                  score_dtype: torch.dtype | None = None):
         self.device = _device(device)
         self.score_dtype = score_dtype
-        chunks = [features] if isinstance(features, (torch.Tensor, np.ndarray)) else list(features)
-        total = sum(len(c) for c in chunks)
-        self.nlist = min(nlist or default_nlist(total), total)
+        self.chunks = [features] if isinstance(features, (torch.Tensor, np.ndarray)) else list(features)
+        total = sum(len(c) for c in self.chunks)
+        self.nlist = len(centroids) if centroids is not None else min(nlist or default_nlist(total), total)
         self.nprobe = min(nprobe or default_nprobe(self.nlist), self.nlist)
-        self.dim = int(chunks[0].shape[1])
-        # k-means on a sample (faiss, CPU), then every row to its nearest centroid
-        rng = np.random.default_rng(seed)
-        take = min(total, train_size or 32 * self.nlist)
-        sample_rows = torch.from_numpy(np.sort(rng.choice(total, take, replace=False)))
-        sample = RowGather(chunks).gather(sample_rows).numpy()
-        kmeans = faiss.Kmeans(self.dim, self.nlist, niter=iterations, seed=seed, spherical=True,
-                              max_points_per_centroid=max(1, take // self.nlist + 1), min_points_per_centroid=1,
-                              verbose=False)
-        kmeans.train(np.ascontiguousarray(sample))
-        self.centroids = torch.from_numpy(kmeans.centroids).to(self.device)
+        self.dim, self.seed = int(self.chunks[0].shape[1]), seed
+        if centroids is None:  # k-means on a sample (faiss, CPU)
+            rng = np.random.default_rng(seed)
+            take = min(total, train_size or 32 * self.nlist)
+            sample_rows = torch.from_numpy(np.sort(rng.choice(total, take, replace=False)))
+            sample = RowGather(self.chunks).gather(sample_rows).numpy()
+            kmeans = faiss.Kmeans(self.dim, self.nlist, niter=iterations, seed=seed, spherical=True,
+                                  max_points_per_centroid=max(1, take // self.nlist + 1), min_points_per_centroid=1,
+                                  verbose=False)
+            kmeans.train(np.ascontiguousarray(sample))
+            centroids = torch.from_numpy(kmeans.centroids)
+        self.centroids = centroids.float().to(self.device)
+        self.assignment = self._assign(self.chunks) if assignment is None else assignment.long().to(self.device)
+        if len(self.assignment) != total:
+            raise ValueError(f"{len(self.assignment)} partition assignments for {total} memory rows")
+        self._partition()
+
+    def _assign(self, chunks) -> torch.Tensor:
+        """Every row of ``chunks`` to its nearest centroid → ``(n,)`` int64 on the device."""
         assignment = []
         for chunk in chunks:
             for start in range(0, len(chunk), 65_536):
                 block = as_float_tensor(chunk[start:start + 65_536]).to(self.device)
                 assignment.append((block @ self.centroids.T).argmax(1))
-        assignment = torch.cat(assignment)
-        self.order = torch.argsort(assignment, stable=True)  # position (partition after partition) → row
-        counts = torch.bincount(assignment, minlength=self.nlist)
+        return torch.cat(assignment)
+
+    def _partition(self) -> None:
+        """Lay the rows out partition after partition (``features``, ``order``, ``offsets``)."""
+        total = len(self.assignment)
+        self.order = torch.argsort(self.assignment, stable=True)  # position (partition after partition) → row
+        counts = torch.bincount(self.assignment, minlength=self.nlist)
         self.offsets = torch.cat([counts.new_zeros(1), counts.cumsum(0)]).tolist()
-        stored = torch.float16 if _is_half(chunks[0]) else torch.float32
+        stored = torch.float16 if _is_half(self.chunks[0]) else torch.float32
         if not fits_on_device(total * self.dim * stored.itemsize, self.device):
             from hummingbird.errors import ConfigError
 
             raise ConfigError(f"--index clustered: {total:,} x {self.dim} memory features do not fit on {self.device}; "
                               f"use --index exact (streams them block by block) or auto")
         # (N, D) in the stored dtype, partition after partition
-        self.features = RowGather(chunks).gather(self.order.cpu(), stored).to(self.device)
+        self.features = RowGather(self.chunks).gather(self.order.cpu(), stored).to(self.device)
         self.positions = torch.arange(len(self.features), device=self.device)
         # (N, D) in the reduced scoring dtype (None: float32 scoring of the stored rows)
-        self.scoring = None if score_dtype is None else self.features.to(score_dtype)
+        self.scoring = None if self.score_dtype is None else self.features.to(self.score_dtype)
+
+    def add(self, features) -> "ClusteredSearch":
+        """Append memory rows ``(n, D)`` (numbered after the current ones), each to its nearest existing
+        partition: the memory grows without re-training the partitions."""
+        self.chunks.append(features)
+        self.assignment = torch.cat([self.assignment, self._assign([features])])
+        self._partition()
+        return self
+
+    def state(self) -> dict[str, torch.Tensor]:
+        """What re-creates this search over the same rows without training: ``centroids (nlist, D)``
+        float32 and ``assignment (N,)`` int32, on the CPU."""
+        return {"centroids": self.centroids.cpu().contiguous(), "assignment": self.assignment.to("cpu", torch.int32)}
 
     def __len__(self) -> int:
         return len(self.features)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import struct
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -25,7 +25,10 @@ import torch
 from hummingbird.datasets import SegmentationDataset
 from hummingbird.errors import BankError
 from hummingbird.memory import COMPATIBILITY_FIELDS, MemoryBank, check_metadata, upgrade_metadata
+from hummingbird.pipeline import build_memory_bank
+from hummingbird.protocols import PROTOCOLS
 from hummingbird.results import write_json
+from hummingbird.rows import RowGather  # noqa: F401 (re-exported)
 
 MANIFEST = "manifest.json"
 _NUMPY_DTYPES = {"F32": np.float32, "F16": np.float16, "I32": np.int32, "I64": np.int64, "U8": np.uint8}
@@ -69,9 +72,6 @@ def build_sharded_bank(features, dataset: SegmentationDataset, out_dir: str | Pa
     Shard ``i`` of the plan belongs to rank ``i % world``. Call :func:`write_manifest` once every rank
     has finished. ``protocol``: see :func:`hummingbird.pipeline.build_memory_bank` (default: ``default``).
     """
-    from hummingbird.pipeline import build_memory_bank
-    from hummingbird.protocols import PROTOCOLS
-
     protocol = protocol or PROTOCOLS["default"]
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -109,41 +109,6 @@ def write_manifest(out_dir: str | Path, num_images: int, augmentation_epochs: in
         meta.pop(key, None)
     meta.update(num_patches=sum(s["rows"] for s in shards), shard_images=shard_images)
     return write_json(out_dir / MANIFEST, {"format_version": 1, "metadata": meta, "shards": shards})
-
-
-class RowGather:
-    """Rows of one array spread over parts (memory-mapped shards, or CPU tensors), gathered by global
-    row index."""
-
-    def __init__(self, parts: Sequence[np.ndarray | torch.Tensor]):
-        self.parts = list(parts)
-        self.offsets = np.cumsum([0] + [len(p) for p in self.parts])
-
-    def __len__(self) -> int:
-        return int(self.offsets[-1])
-
-    @property
-    def shape(self) -> tuple[int, ...]:
-        return (len(self), *self.parts[0].shape[1:])
-
-    def __getitem__(self, rows: torch.Tensor) -> torch.Tensor:
-        return self.gather(rows)
-
-    def gather(self, rows: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-        """Rows ``rows`` (any shape, global numbering) → ``(*rows.shape, ...)`` in ``dtype`` (float32 or
-        float16) on the CPU."""
-        flat = rows.reshape(-1).numpy()
-        shard = np.searchsorted(self.offsets, flat, side="right") - 1
-        out = np.empty((len(flat), *self.parts[0].shape[1:]), dtype=np.float16 if dtype == torch.float16 else np.float32)
-        for s in np.unique(shard):
-            hit = shard == s
-            local = flat[hit] - self.offsets[s]
-            order = np.argsort(local)  # sorted reads are kinder to the page cache
-            out[np.flatnonzero(hit)[order]] = np.asarray(self.parts[s][local[order]])
-        return torch.from_numpy(out).reshape(*rows.shape, *self.parts[0].shape[1:])
-
-    def float(self) -> "RowGather":
-        return self
 
 
 class ShardedBank:

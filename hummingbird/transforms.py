@@ -11,11 +11,13 @@ on worker count or order.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 from PIL import Image
 from torchvision import tv_tensors
-from torchvision.transforms import RandomResizedCrop, v2
+from torchvision.transforms import ColorJitter, RandomResizedCrop, v2
 from torchvision.transforms.v2 import functional as TF
 
 
@@ -82,29 +84,74 @@ class MemoryAugment:
         return (*_plain(image_t, mask_t), view)
 
 
+JITTER_OPS = ("brightness", "contrast", "saturation", "hue")
+
+
+@dataclass(frozen=True)
+class OpenHbirdDraw:
+    """One image's random draw of :class:`OpenHbirdAugment`.
+
+    Attributes:
+        jitter: the factor of each colour operation of :data:`JITTER_OPS` (in that order), ``None`` where
+            the operation is skipped.
+        box: ``(top, left, height, width)`` of the crop, in source pixels.
+    """
+
+    jitter: tuple[float | None, ...]
+    box: tuple[int, int, int, int]
+
+
 class OpenHbirdAugment:
-    """open-hummingbird-eval 2.0.0's memory augmentation: brightness, contrast, saturation and hue jitter
-    of strength 0.1, each applied on its own with probability 0.5, to the whole image; then a random
-    resized crop shared with the mask, area scale ``(0.5, 2.0)`` (a crop larger than the image falls back
-    to a central one, as torchvision does), ratio ``(3/4, 4/3)``; no flip. Same distribution as the peer's,
-    drawn from this sample's own ``seed``.
+    """open-hummingbird-eval 2.0.0's memory augmentation, reproduced operation for operation.
+
+    1. Colour jitter of the whole image, on the 8-bit Pillow image (torchvision's Pillow kernels, as the
+       peer applies ``transforms.ColorJitter`` to the Pillow image it reads): brightness, contrast,
+       saturation, hue, in that order, each applied on its own with probability ``jitter_p``, factor
+       uniform in ``[1 - jitter, 1 + jitter]`` (hue: ``[-jitter, jitter]``).
+    2. To ``[0, 1]`` floats (the peer normalises here; this toolkit's encoder does the same affine map
+       after the crop, which commutes with the crop's interpolation up to float rounding).
+    3. A random resized crop shared with the mask (torchvision's ``RandomResizedCrop.get_params``): area
+       scale ``crop_scale`` = ``(0.5, 2.0)`` of the image, aspect ratio ``(3/4, 4/3)``, ten tries, then a
+       central crop; the image resampled bilinearly with antialiasing, the mask with nearest neighbour.
+
+    No flip. Random numbers are drawn in the peer's order (per colour operation: whether it applies, then
+    torchvision ``ColorJitter``'s permutation and factor; then the crop's) from torch's CPU generator
+    seeded with the sample's ``seed``, so a sample seeded ``s`` gets exactly what the peer's transform
+    gives after ``torch.manual_seed(s)``.
     """
 
     def __init__(self, size: int, crop_scale: tuple[float, float] = (0.5, 2.0), jitter: float = 0.1,
                  jitter_p: float = 0.5):
-        self.size, self.crop_scale = size, crop_scale
-        self.photometric = [v2.RandomApply([v2.ColorJitter(**{name: jitter})], p=jitter_p)
-                            for name in ("brightness", "contrast", "saturation", "hue")]
+        self.size, self.crop_scale, self.jitter_p = size, crop_scale, jitter_p
+        factor = [max(0.0, 1.0 - jitter), 1.0 + jitter]
+        self.jitter_ranges = (factor, factor, factor, [-jitter, jitter])
 
-    def __call__(self, image: Image.Image, mask: np.ndarray, seed: int = 0):
-        image_t, mask_t = _to_tensors(image, mask)
+    def draw(self, height: int, width: int, seed: int) -> OpenHbirdDraw:
+        """The random draw for a ``height × width`` image seeded ``seed`` (the global RNG is left as it was)."""
+        factors = []
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            for jitter in self.photometric:
-                image_t = jitter(image_t)
-            image_t, mask_t = _plain(image_t, mask_t)
-            top, left, height, width = RandomResizedCrop.get_params(image_t, list(self.crop_scale), [3 / 4, 4 / 3])
+            torch.default_generator.manual_seed(seed)
+            for op, bounds in zip(JITTER_OPS, self.jitter_ranges):
+                if self.jitter_p < torch.rand(1):  # torchvision RandomApply: skipped
+                    factors.append(None)
+                    continue
+                params = ColorJitter.get_params(*(bounds if name == op else None for name in JITTER_OPS))
+                factors.append(params[1 + JITTER_OPS.index(op)])
+            box = RandomResizedCrop.get_params(torch.empty(0, height, width), list(self.crop_scale),
+                                               [3 / 4, 4 / 3])
+        return OpenHbirdDraw(tuple(factors), tuple(int(v) for v in box))
+
+    def apply(self, image: Image.Image, mask: np.ndarray, draw: OpenHbirdDraw):
+        """``draw``'s jitter and crop applied to ``image`` and ``mask`` (see the class docstring)."""
+        for op, factor in zip(JITTER_OPS, draw.jitter):
+            if factor is not None:
+                image = getattr(TF, f"adjust_{op}")(image, factor)
+        image_t, mask_t = _plain(*_to_tensors(image, mask))
+        top, left, height, width = draw.box
         image_t = TF.resized_crop(image_t, top, left, height, width, [self.size, self.size], antialias=True)
         mask_t = TF.resized_crop(tv_tensors.Mask(mask_t), top, left, height, width, [self.size, self.size])
         view = torch.tensor([top, left, height, width, 0])
         return image_t, mask_t.as_subclass(torch.Tensor), view
+
+    def __call__(self, image: Image.Image, mask: np.ndarray, seed: int = 0):
+        return self.apply(image, mask, self.draw(image.height, image.width, seed))

@@ -1,0 +1,508 @@
+"""The public Python API: a segmenter built from annotated examples or loaded from a bank.
+
+    from hummingbird import Segmenter
+    seg = Segmenter.from_examples(images, masks, backbone="dinov2_vits14", weights="vits14.pth")
+    labels = seg.segment(photo)                      # (H, W) int64 at the photo's own size
+    nearest = seg.neighbours(photo, point=(120, 80))  # why that pixel got its label
+    seg.save("bank.safetensors")                     # the same bank files as the command line
+
+A :class:`Segmenter` holds a memory bank, the pipeline that encodes queries (backbone, features, input
+size, protocol preset; resolved against the bank by :mod:`hummingbird.settings`) and its decoder, whose
+search index is read from beside a saved bank (:mod:`hummingbird.search_store`) instead of re-trained.
+The command line is a thin layer over this class.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+
+from hummingbird import search_store
+from hummingbird.datasets import SegmentationDataset
+from hummingbird.decoder import HummingbirdDecoder
+from hummingbird.errors import BankError, ConfigError
+from hummingbird.examples import MEMORY_DATASET, ExampleDataset, ExampleSources, as_rgb
+from hummingbird.memory import MemoryBank
+from hummingbird.neighbours import Neighbour, QueryResult, SourceImages, describe_neighbours, query_image
+from hummingbird.pipeline import build_memory_bank, build_search, make_decoder, resolved_spec
+from hummingbird.settings import (Pipeline, SearchOptions, Settings, memory_transform, open_dataset, protocol_for,
+                                  resolve_pipeline, search_for)
+
+SEARCH_FIELDS = {f.name for f in fields(SearchOptions)}
+
+
+@dataclass
+class NeighbourQuery:
+    """One query patch of an image: where it is, its neighbours in the memory and the image's labels."""
+
+    image: Image.Image
+    name: str
+    row: int
+    col: int
+    query_box: tuple[float, float, float, float]  # (x0, y0, x1, y1) of the patch in the image's pixels
+    labels: np.ndarray  # (H, W) the image's predicted labels (with the same k)
+    neighbours: list[Neighbour]
+    predicted: str  # class at the patch's centre
+
+    def to_dict(self) -> dict:
+        return {"image": self.name, "patch": [self.row, self.col], "query_box": list(self.query_box),
+                "neighbours": [n.to_dict() for n in self.neighbours]}
+
+
+class Segmenter:
+    """A memory bank with the pipeline and decoder that query it. Build one with :meth:`from_examples`,
+    :meth:`from_dataset` or :meth:`load`."""
+
+    def __init__(self, bank: MemoryBank, pipeline: Pipeline, search: SearchOptions | None = None,
+                 bank_path: str | Path | None = None, sources=None):
+        self.bank, self.pipeline = bank, pipeline
+        self.search = search or SearchOptions()
+        self.bank_path = Path(bank_path) if bank_path is not None else None
+        self._sources = sources
+        self._index, self._index_spec = None, None
+        self._decoders: dict[int, HummingbirdDecoder] = {}
+
+    # ------------------------------------------------------------------------- construction
+
+    @staticmethod
+    def _split_keywords(keywords: dict) -> tuple[Settings, SearchOptions]:
+        search = SearchOptions(**{k: keywords.pop(k) for k in list(keywords) if k in SEARCH_FIELDS})
+        return Settings.from_keywords(**keywords), search
+
+    @classmethod
+    def from_examples(cls, images: Sequence, masks: Sequence, *, class_names: Sequence[str] | None = None,
+                      memory_size: int | None = None, augmentation_epochs: int = 1, augment: bool = True,
+                      fp16: bool = False, protocol_preset: str = "default", features: str = "tokens",
+                      progress: bool = False, **keywords) -> "Segmenter":
+        """Build a memory from annotated images held in memory (see :mod:`hummingbird.examples` for the
+        accepted types; masks: class indices, 255 ignored).
+
+        Keywords: the pipeline's (``backbone``, ``weights``, ``layer``, ``pos_embed``, ``input_size``,
+        ``device``, ``batch_size``, ``seed``, ``fungi_*`` / ``fungi``), the decoder's (``k``,
+        ``temperature``, ``index``, ``nprobe``, ``refine``); any other is passed to the backbone loader.
+        """
+        settings, search = cls._split_keywords(dict(keywords, protocol_preset=protocol_preset, features=features,
+                                                    progress=progress))
+        examples = ExampleDataset(images, masks, class_names, seed=settings.seed)
+        pipeline = resolve_pipeline(settings, training_split=lambda size, p: examples.with_transform(
+            memory_transform(protocol_for(settings.protocol_preset), size, augment=False)))
+        bank = _build(pipeline, examples, memory_size, augmentation_epochs, augment, fp16)
+        sources = ExampleSources([s.id for s in examples.samples], examples.images,
+                                 [str(f) if f else None for f in examples.files])
+        return cls(bank, pipeline, search, sources=sources)
+
+    @classmethod
+    def from_dataset(cls, kind: str, root: str | Path, split: str, *, fileset: str | None = None,
+                     num_classes: int | None = None, memory_size: int | None = None, augmentation_epochs: int = 1,
+                     augment: bool = True, fp16: bool = False, **keywords) -> "Segmenter":
+        """Build a memory from a dataset folder (``kind``: voc, ade20k, folder, ...; see data/README.md)."""
+        settings, search = cls._split_keywords(keywords)
+        split_at = _split_opener(kind, root, split, fileset, num_classes, settings)
+        pipeline = resolve_pipeline(settings, training_split=split_at)
+        dataset = split_at(pipeline.size, pipeline.patch_size,
+                           memory_transform(pipeline.protocol, pipeline.size, augment))
+        bank = _build(pipeline, dataset, memory_size, augmentation_epochs, augment, fp16)
+        return cls(bank, pipeline, search)
+
+    @classmethod
+    def load(cls, path: str | Path, *, data_root: str | Path | None = None, **overrides) -> "Segmenter":
+        """Open a bank (file or sharded folder) with the pipeline it was built with; ``overrides`` change
+        the pipeline (checked against the bank) or the decoder (``k``, ``temperature``, ``index``, ...).
+        ``data_root``: where the bank's source images are now (for neighbour pictures)."""
+        from hummingbird.shards import open_bank
+
+        bank = open_bank(path)
+        settings, search = cls._split_keywords(overrides)
+        pipeline = resolve_pipeline(settings, bank.metadata, path)
+        bank.check_compatible(pipeline.metadata(), source=str(path))
+        return cls(bank, pipeline, search, bank_path=path, sources=_sources_of(bank, path, data_root))
+
+    # ------------------------------------------------------------------------- the bank
+
+    @property
+    def class_names(self) -> list[str]:
+        return self.bank.class_names
+
+    @property
+    def num_classes(self) -> int:
+        return self.bank.num_classes
+
+    @property
+    def input_size(self) -> int:
+        return self.pipeline.size
+
+    @property
+    def index_spec(self) -> str:
+        """The neighbour search, ``auto`` resolved for this bank and device."""
+        return resolved_spec(self.bank, search_for(self.search.index, self.pipeline.protocol), self.pipeline.device)
+
+    @property
+    def palette(self) -> np.ndarray:
+        from hummingbird.palettes import palette_for
+
+        return palette_for(self.bank.metadata.get("dataset", "folder"), self.bank.num_classes)
+
+    def memory_bank(self) -> MemoryBank:
+        """The bank in memory (a sharded bank is read into one when its rows' sources are needed)."""
+        if not isinstance(self.bank, MemoryBank):
+            self.bank = self.bank.to_memory()
+        return self.bank
+
+    def _search_index(self):
+        if self._index is None:
+            spec, seed = self.index_spec, self.pipeline.settings.seed
+            self._index_spec = spec
+            build = lambda: build_search(self.bank, spec, nprobe=self.search.nprobe, seed=seed,  # noqa: E731
+                                         refine=self.search.refine, device=self.pipeline.device)
+            self._index = search_store.load_or_build(self.bank, self.bank_path, spec, build, seed=seed,
+                                                     device=self.pipeline.device, nprobe=self.search.nprobe,
+                                                     refine=self.search.refine)
+        return self._index
+
+    def decoder(self, k: int | None = None) -> HummingbirdDecoder:
+        """The decoder over the memory with ``k`` neighbours (default: the segmenter's ``k``)."""
+        k = k or self.search.k
+        if k not in self._decoders:
+            self._decoders[k] = make_decoder(self.bank, k=k, temperature=self.search.temperature,
+                                             index=self._search_index())
+        return self._decoders[k]
+
+    def add(self, images: Sequence, masks: Sequence) -> "Segmenter":
+        """Grow the memory with more annotated examples (same pipeline, protocol and augmentation as the
+        bank's); the search index is extended, not re-trained. Returns ``self``."""
+        if self.bank_path is not None and search_store.is_stored(self.index_spec):
+            self._search_index()  # the stored index, extended below
+        meta = self.memory_bank().metadata
+        first = meta.get("num_images", 0)
+        examples = ExampleDataset(images, masks, self.class_names, seed=self.pipeline.settings.seed,
+                                  first_id=first)
+        taken = set(meta.get("image_ids", []))
+        if taken & {s.id for s in examples.samples}:
+            examples = ExampleDataset(images, masks, self.class_names, seed=self.pipeline.settings.seed,
+                                      ids=[f"example_{first + i:05d}" for i in range(len(examples))])
+        augmented = meta.get("augmentation") not in (None, "EvalResize")
+        new = _build(self.pipeline, examples, None, meta.get("augmentation_epochs", 1), augmented,
+                     meta.get("feature_dtype") == "float16")
+        views = new.views.clone()
+        views[:, 0] += first
+        sources = new.sources.clone()
+        sources[:, 0] += len(self.bank.views)
+        old_meta = dict(meta)
+        self.bank = MemoryBank(torch.cat([self.bank.features, new.features.to(self.bank.features.dtype)]),
+                               torch.cat([self.bank.labels, new.labels]), torch.cat([self.bank.sources, sources]),
+                               torch.cat([self.bank.views, views]), old_meta)
+        self.bank.metadata.update(num_images=first + len(examples),
+                                  image_ids=list(meta.get("image_ids", [])) + [s.id for s in examples.samples],
+                                  dataset=MEMORY_DATASET if meta.get("dataset") == MEMORY_DATASET else meta["dataset"],
+                                  checksum=None, num_patches=len(self.bank))
+        self._sources = _merged_sources(self._sources, self.bank, examples, first)
+        if self._index is not None and hasattr(self._index, "add"):
+            if hasattr(self._index, "keep_raw"):  # faiss: add the rows, re-ranking sees every row
+                self._index.add(new.features).keep_raw(self.bank.features)
+            else:
+                self._index.add(new.features)
+        if self._index is not None and (not search_store.is_stored(self._index_spec)
+                                        or self.index_spec != self._index_spec):
+            self._index = None  # an exact search trains nothing, or the grown memory wants another search
+        self._decoders.clear()
+        self.bank_path = None  # the saved bank no longer matches: save() writes the grown one
+        return self
+
+    def save(self, path: str | Path, with_index: bool = True) -> Path:
+        """Write the bank (one ``.safetensors`` file, as ``build-memory``) and its trained search index
+        (``<path>.index/``). Examples held only in memory are written as ``<path>.images/<id>.png`` so
+        that neighbour pictures work from the saved bank; examples given as files are recorded by path."""
+        path = Path(path)
+        if self.memory_bank().metadata.get("dataset") == MEMORY_DATASET:
+            self._save_sources(path)
+        self.bank.save(path)
+        self.bank_path = path
+        if with_index:
+            spec = self.index_spec
+            if self._index is not None or search_store.is_stored(spec):
+                search_store.store(self._search_index(), self.bank, path, spec, seed=self.pipeline.settings.seed)
+        return path
+
+    def _save_sources(self, path: Path) -> None:
+        from hummingbird.atomic import atomic_path
+
+        sources = self._sources
+        folder = path.with_name(path.name + ".images")
+        files = []
+        for i, image_id in enumerate(self.bank.metadata["image_ids"]):
+            recorded = sources.files[i] if sources is not None else None
+            files.append(recorded)
+            if recorded is None and sources is not None and sources.images[i] is not None:
+                with atomic_path(folder / f"{image_id}.png") as tmp:
+                    sources.images[i].save(tmp, format="PNG")
+        self.bank.metadata.update(dataset_root=folder.name, image_files=files)
+
+    # ------------------------------------------------------------------------- queries
+
+    def read_image(self, image, what: str = "image") -> Image.Image:
+        """An image (PIL, array, tensor or path) as 8-bit RGB, refused when smaller than one patch."""
+        picture = as_rgb(image, str(image) if isinstance(image, (str, Path)) else what)
+        p = self.pipeline.patch_size
+        if min(picture.width, picture.height) < p:
+            name = image if isinstance(image, (str, Path)) else what
+            raise ConfigError(f"{name}: image is {picture.width}x{picture.height}, smaller than one {p}-px patch")
+        return picture
+
+    def segment(self, image, *, resize_mode: str = "aspect", return_probs: bool = False,
+                image_id: str | None = None):
+        """Label map ``(H, W)`` int64 at the image's own size (``return_probs``: also the class
+        probabilities ``(C, H, W)`` float32, bilinearly upsampled; the labels are their argmax).
+        ``resize_mode``: aspect (short side to the input size, one pass), slide (windows) or square."""
+        from hummingbird.tiling import patch_distributions
+
+        picture = self.read_image(image)
+        if image_id is None and isinstance(image, (str, Path)):
+            image_id = Path(image).stem
+        decoder = self.decoder()
+        dists = patch_distributions(self.pipeline.features, decoder, picture, self.pipeline.size, resize_mode,
+                                    batch_size=self.pipeline.settings.batch_size, image_id=image_id)
+        labels = decoder.upsample(dists, (picture.height, picture.width))[0].numpy()
+        if not return_probs:
+            return labels
+        probs = torch.nn.functional.interpolate(dists.permute(0, 3, 1, 2).float(), size=labels.shape,
+                                                mode="bilinear", align_corners=False)[0]
+        return labels, probs.numpy()
+
+    def segment_many(self, images: Sequence, *, batch_size: int | None = None, resize_mode: str = "aspect") -> list:
+        """Label maps of several images; images whose network inputs have the same shape share forward
+        passes of up to ``batch_size`` (default: the settings' batch size)."""
+        from hummingbird.tiling import input_shape, resize_image
+
+        if resize_mode == "slide":
+            return [self.segment(im, resize_mode=resize_mode) for im in images]
+        pictures = [self.read_image(im, f"image {i}") for i, im in enumerate(images)]
+        batch_size = batch_size or self.pipeline.settings.batch_size
+        p, size, decoder = self.pipeline.patch_size, self.pipeline.size, self.decoder()
+        shapes = [input_shape(im.height, im.width, size, p, resize_mode) for im in pictures]
+        out: list = [None] * len(pictures)
+        for shape in dict.fromkeys(shapes):
+            group = [i for i, s in enumerate(shapes) if s == shape]
+            for start in range(0, len(group), batch_size):
+                chunk = group[start:start + batch_size]
+                batch = torch.stack([resize_image(pictures[i], shape) for i in chunk]).to(self.pipeline.device)
+                dists = decoder.patch_distributions(self.pipeline.features(batch).cpu())
+                for i, dist in zip(chunk, dists):
+                    out[i] = decoder.upsample(dist[None], (pictures[i].height, pictures[i].width))[0].numpy()
+        return out
+
+    def query_neighbours(self, image, *, point: tuple[float, float] | None = None,
+                         patch: tuple[int, int] | None = None, k: int = 8, resize_mode: str = "aspect") -> NeighbourQuery:
+        """The ``k`` nearest memory patches of one patch of ``image`` (given by ``patch = (row, col)`` on the
+        patch grid, or ``point = (x, y)``, a pixel of the image), with the image's labels."""
+        from hummingbird.geometry import patch_box_in_source, point_to_patch
+
+        if (point is None) == (patch is None):
+            raise ConfigError("give exactly one of point=(x, y) or patch=(row, col)")
+        picture = self.read_image(image)
+        result = self.query(picture, resize_mode=resize_mode, k=k)
+        h, w = result.grid
+        p = self.pipeline.patch_size
+        if patch is not None:
+            row, col = (int(v) for v in patch)
+        else:
+            try:
+                row, col = point_to_patch(point[0], point[1], picture.size, p, result.input_shape)
+            except ValueError as exc:
+                raise ConfigError(f"--point: {exc}") from None
+        if not (0 <= row < h and 0 <= col < w):
+            raise ConfigError(f"--patch {row},{col} is outside the {h}x{w} patch grid")
+        neighbours = describe_neighbours(self.memory_bank(), result.rows[row, col], result.similarities[row, col])
+        box = patch_box_in_source([0, 0, picture.height, picture.width, 0], row, col, p, result.input_shape)
+        centre_x = min(int((box[0] + box[2]) / 2), picture.width - 1)
+        centre_y = min(int((box[1] + box[3]) / 2), picture.height - 1)
+        name = str(image) if isinstance(image, (str, Path)) else "image"
+        return NeighbourQuery(picture, name, row, col, box, result.labels, neighbours,
+                              self.class_names[int(result.labels[centre_y, centre_x])])
+
+    def query(self, image, *, resize_mode: str = "aspect", k: int | None = None) -> QueryResult:
+        """Every patch's ``k`` nearest memory rows and similarities ``(h, w, k)`` and the image's labels
+        (one pass: ``resize_mode`` aspect or square), as the viewer shows them."""
+        return query_image(self.pipeline.features, self.decoder(k), self.read_image(image), self.pipeline.size,
+                           resize_mode)
+
+    def neighbours(self, image, **where) -> list[Neighbour]:
+        """The ``k`` (default 8) nearest memory patches of one patch of ``image`` (``point=(x, y)`` or
+        ``patch=(row, col)``): records of memory row, similarity, label, source image and box."""
+        return self.query_neighbours(image, **where).neighbours
+
+    def neighbours_figure(self, image, **where) -> Image.Image:
+        """The picture ``hummingbird neighbours`` writes: the image with its labels and the query patch
+        outlined, beside crops of the neighbours' source images."""
+        return self.figure(self.query_neighbours(image, **where))
+
+    def figure(self, query: NeighbourQuery) -> Image.Image:
+        from hummingbird import render
+
+        title = (f"{Path(query.name).name} patch ({query.row}, {query.col}): predicted {query.predicted}; "
+                 f"{len(query.neighbours)} nearest memory patches")
+        return render.neighbour_grid(query.image, query.labels, query.query_box, query.neighbours,
+                                     self.sources(), self.palette, title)
+
+    def sources(self):
+        """The bank's source images (for neighbour pictures and the viewer)."""
+        if self._sources is None:
+            self._sources = _sources_of(self.memory_bank(), self.bank_path, None)
+        return self._sources
+
+    # ------------------------------------------------------------------------- evaluation
+
+    def open_dataset(self, kind: str, root: str | Path, split: str, *, fileset: str | None = None,
+                     num_classes: int | None = None) -> SegmentationDataset:
+        """A labelled split resized for evaluation with this segmenter (its input size and protocol)."""
+        from hummingbird.transforms import EvalResize
+
+        return open_dataset(kind, root, split, EvalResize(self.pipeline.size), self.pipeline.protocol,
+                            fileset=fileset, num_classes=num_classes or self.num_classes,
+                            min_side=self.pipeline.patch_size, seed=self.pipeline.settings.seed)
+
+    def evaluate(self, images_or_dataset, masks: Sequence | None = None, *, save_predictions: str | Path | None = None,
+                 overlays: bool = False, indices: Sequence[int] | None = None, reduce=None,
+                 fileset: str | None = None, kind: str | None = None) -> dict:
+        """The results the command line's ``evaluate`` writes: mIoU and its variants, per-class scores,
+        the confusion matrix, the configuration and the bank's record. Give a dataset (from
+        :meth:`open_dataset`) or images and masks. ``save_predictions``: also write each prediction
+        as a palette PNG there (``overlays``: and a colour overlay). ``indices``/``reduce``: evaluate
+        only some images and sum the confusion matrix with ``reduce(matrix)`` (distributed runs)."""
+        from hummingbird.pipeline import confusion_of, summarise
+        from hummingbird.transforms import EvalResize
+
+        if masks is not None:
+            dataset = ExampleDataset(images_or_dataset, masks, self.class_names, EvalResize(self.pipeline.size))
+        else:
+            dataset = images_or_dataset
+        if list(dataset.class_names) != self.class_names:
+            differ = [f"{i}: {a!r} vs {b!r}" for i, (a, b) in enumerate(zip(self.class_names, dataset.class_names))
+                      if a != b]
+            raise BankError(f"{self.bank_path or 'memory bank'}: built for other classes than {dataset.root} "
+                            f"({self.num_classes} vs {dataset.num_classes} classes"
+                            f"{'; ' + ', '.join(differ[:3]) if differ else ''})")
+        decoder, opts = self.decoder(), self.pipeline.loader
+        started = time.perf_counter()
+        if save_predictions:
+            from hummingbird.predictions import evaluate_and_save
+
+            confusion = evaluate_and_save(self.pipeline.features, decoder, dataset, save_predictions, self.palette,
+                                          opts, indices=indices, overlay=overlays)
+        else:
+            confusion = confusion_of(self.pipeline.features, decoder, dataset, opts, indices=indices)
+        if reduce is not None:
+            reduce(confusion.matrix)
+        result = summarise(confusion.matrix, list(dataset.class_names), headline=self.pipeline.protocol.headline_metric)
+        result.update(num_images=len(dataset), seconds=round(time.perf_counter() - started, 3))
+        settings = self.pipeline.settings
+        config = {"protocol": "hummingbird", "protocol_preset": self.pipeline.protocol.name,
+                  "dataset": kind or dataset.name,
+                  "data_root": str(dataset.root), "split": dataset.split, "fileset": fileset, "k": self.search.k,
+                  "temperature": self.search.temperature,
+                  "index": search_for(self.search.index, self.pipeline.protocol),
+                  "search": getattr(decoder.index, "spec", None), "nprobe": self.search.nprobe,
+                  "input_size": self.pipeline.size, "seed": settings.seed,
+                  "precision": self.pipeline.encoder.active_precision, "compile": settings.compile}
+        bank = {k: v for k, v in self.bank.metadata.items() if k not in ("image_ids", "image_files")}
+        return {"config": config, "bank": bank, **result}
+
+
+def build_sharded(kind: str, root: str | Path, split: str, out_dir: str | Path, *, fileset: str | None = None,
+                  num_classes: int | None = None, memory_size: int | None = None, augmentation_epochs: int = 1,
+                  augment: bool = True, fp16: bool = False, shard_images: int = 256, rank: int = 0, world: int = 1,
+                  **keywords):
+    """Build a sharded bank folder (one shard per ``shard_images`` images, resumable; this process builds
+    every ``world``-th shard, see :mod:`hummingbird.shards`). Returns this rank's shard names and, on
+    rank 0, the finished :class:`~hummingbird.shards.ShardedBank`."""
+    from hummingbird.distributed import barrier
+    from hummingbird.shards import ShardedBank, build_sharded_bank, write_manifest
+
+    settings, _ = Segmenter._split_keywords(keywords)
+    split_at = _split_opener(kind, root, split, fileset, num_classes, settings)
+    pipeline = resolve_pipeline(settings, training_split=split_at) if rank == 0 else None
+    barrier(world)  # a FUNGI support memory is built once, by rank 0, before the others read it
+    pipeline = pipeline or resolve_pipeline(settings, training_split=split_at)
+    dataset = split_at(pipeline.size, pipeline.patch_size, memory_transform(pipeline.protocol, pipeline.size, augment))
+    names = build_sharded_bank(pipeline.features, dataset, out_dir, pipeline.size, memory_size=memory_size,
+                               augmentation_epochs=augmentation_epochs, seed=settings.seed, fp16=fp16,
+                               shard_images=shard_images, rank=rank, world=world, opts=pipeline.loader,
+                               protocol=pipeline.protocol)
+    print(f"rank {rank}/{world}: {len(names)} shards in {out_dir}", file=sys.stderr)
+    barrier(world)
+    if rank > 0:
+        return names, None
+    write_manifest(out_dir, len(dataset), augmentation_epochs, shard_images)
+    return names, ShardedBank(out_dir)
+
+
+def _split_opener(kind: str, root, split: str, fileset: str | None, num_classes: int | None, settings: Settings):
+    """``(size, patch_size, transform=None) → dataset``: the training split (default: resized to size)."""
+    def split_at(size: int, patch_size: int, transform=None) -> SegmentationDataset:
+        from hummingbird.transforms import EvalResize
+
+        return open_dataset(kind, root, split, transform or EvalResize(size), protocol_for(settings.protocol_preset),
+                            fileset=fileset, num_classes=num_classes, min_side=patch_size, role="memory",
+                            seed=settings.seed)
+
+    return split_at
+
+
+def _build(pipeline: Pipeline, dataset: SegmentationDataset, memory_size, augmentation_epochs: int, augment: bool,
+           fp16: bool) -> MemoryBank:
+    """A bank of ``dataset`` (its transform: the protocol's augmentation or a plain resize)."""
+    if isinstance(dataset, ExampleDataset):
+        dataset = dataset.with_transform(memory_transform(pipeline.protocol, pipeline.size, augment))
+    dataset.min_side = pipeline.patch_size
+    print(f"memory: {len(dataset)} images of {dataset.root} [{dataset.split}], {dataset.num_classes} classes, "
+          f"{pipeline.features.kind} features ({pipeline.features.dim} dims), protocol preset "
+          f"{pipeline.protocol.name}", file=sys.stderr)
+    return build_memory_bank(pipeline.features, dataset, pipeline.size, memory_size=memory_size,
+                             augmentation_epochs=augmentation_epochs, seed=pipeline.settings.seed, fp16=fp16,
+                             opts=pipeline.loader, protocol=pipeline.protocol)
+
+
+def _sources_of(bank: MemoryBank, bank_path, data_root):
+    """Source images of a saved bank: its dataset, or (in-memory examples) the files saved with it."""
+    meta = bank.metadata
+    if meta.get("dataset") != MEMORY_DATASET:
+        return _LazySources(bank, data_root)
+    folder = data_root or meta.get("dataset_root")  # saved beside the bank: relative to its folder
+    if folder is not None and bank_path is not None and not Path(folder).is_absolute():
+        folder = Path(bank_path).parent / folder
+    return ExampleSources(meta["image_ids"], files=meta.get("image_files"), folder=folder)
+
+
+class _LazySources:
+    """A dataset's source images, opened when first needed (a bank's data may have moved: a missing
+    folder is an error only when a neighbour picture needs it)."""
+
+    def __init__(self, bank: MemoryBank, data_root):
+        self.bank, self.data_root, self._sources = bank, data_root, None
+
+    def _open(self) -> SourceImages:
+        if self._sources is None:
+            self._sources = SourceImages(self.bank, self.data_root)
+        return self._sources
+
+    def path(self, image_index: int) -> Path:
+        return self._open().path(image_index)
+
+    def open(self, image_index: int) -> Image.Image:
+        return self._open().open(image_index)
+
+
+def _merged_sources(sources, bank: MemoryBank, examples: ExampleDataset, first: int):
+    """Sources of a grown bank: the old ones, then the new examples (in memory)."""
+    if not isinstance(sources, ExampleSources):
+        if bank.metadata.get("dataset") != MEMORY_DATASET:
+            return sources  # a dataset bank grown from Python: the new examples are not in the dataset
+        sources = ExampleSources(bank.metadata["image_ids"][:first])
+    return ExampleSources(bank.metadata["image_ids"], sources.images + examples.images,
+                          sources.files + [str(f) if f else None for f in examples.files], sources.folder)
