@@ -85,7 +85,7 @@ class Segmenter:
         accepted types; masks: class indices, 255 ignored).
 
         Keywords: the pipeline's (``backbone``, ``weights``, ``layer``, ``pos_embed``, ``input_size``,
-        ``device``, ``batch_size``, ``seed``, ``fungi_*`` / ``fungi``), the decoder's (``k``,
+        ``device``, ``precision``, ``compile``, ``batch_size``, ``seed``, ``fungi_*`` / ``fungi``), the decoder's (``k``,
         ``temperature``, ``index``, ``nprobe``, ``refine``); any other is passed to the backbone loader.
         """
         settings, search = cls._split_keywords(dict(keywords, protocol_preset=protocol_preset, features=features,

@@ -145,3 +145,20 @@ def test_bf16_clustered_search_reranks_to_exact_similarities():
     assert (sims16[:, :-1] >= sims16[:, 1:]).all()
     same = (ids16.sort(1).values == ids.sort(1).values).all(1).float().mean()
     assert same >= 0.98
+
+
+def test_segmenter_api_takes_precision_and_banks_cross_precisions(folder_dataset, tmp_path):
+    from hummingbird import Segmenter
+
+    images = [folder_dataset / "images" / f"img{i:03d}.png" for i in range(8)]
+    masks = [folder_dataset / "masks" / f"img{i:03d}.png" for i in range(8)]
+    built = Segmenter.from_examples(images, masks, backbone="dino_vits16", weights="random", input_size=64, k=5,
+                                    precision="fp32")
+    assert built.bank.metadata["precision"] == "fp32"
+    path = built.save(tmp_path / "bank.safetensors")
+    loaded = Segmenter.load(path, precision="bf16")
+    assert loaded.pipeline.encoder.active_precision == "bf16"
+    image = folder_dataset / "images" / "img010.png"
+    assert (loaded.segment(image) == built.segment(image)).mean() >= 0.99
+    with pytest.raises(ConfigError, match="--precision"):
+        Segmenter.load(path, precision="half")
