@@ -22,22 +22,19 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from fungi_dense.assemble import fungi_features
-from fungi_dense.features import FungiConfig
 from fungi_dense.variants import DEFAULT_VARIANT, VARIANTS
-from hummingbird.backbones import encoder_from_weights_file
-from hummingbird.catalog import DEFAULT_INPUT_SIZE
 from hummingbird.datasets import DATASET_KINDS, DEFAULT_SPLITS, load_dataset
-from hummingbird.features import TokenFeatures
 from hummingbird.filesets import expand_fileset, is_named
 from hummingbird.pipeline import LoaderOptions, build_memory_bank, evaluate, make_decoder
 from hummingbird.protocols import PROTOCOLS
 from hummingbird.results import write_json
+from hummingbird.settings import FungiOptions, Settings, encoder_for, features_for, input_size_for
 from hummingbird.shards import ShardedBank, build_sharded_bank, write_manifest
 from hummingbird.transforms import EvalResize
 
@@ -107,9 +104,11 @@ def main(argv: list[str] | None = None, dataset: str | None = None) -> int:
     rows = [(kind, fs, m) for kind in args.features for fs in filesets for m in args.memory_sizes]
     protocol = PROTOCOLS[args.protocol_preset]
 
-    encoder = encoder_from_weights_file(args.backbone, args.weights, pos_embed=args.pos_embed,
-                                        normalisation=protocol.normalisation).to(args.device)
-    size = args.input_size or DEFAULT_INPUT_SIZE.get(encoder.patch_size, 512)
+    settings = Settings(backbone=args.backbone, weights=args.weights, pos_embed=args.pos_embed,
+                        protocol_preset=args.protocol_preset, device=args.device, batch_size=args.batch_size,
+                        num_workers=args.num_workers, seed=args.seed)
+    encoder = encoder_for(settings, protocol=protocol)  # the command line's resolution of a backbone
+    size = input_size_for(args.input_size, encoder)
     for kind, fs, m in rows:
         dim = encoder.embed_dim * (1 if kind == "tokens" else 1 + len(args.fungi_objectives))
         dim = args.fungi_pca_dim if kind != "tokens" and args.fungi_pca_dim else dim
@@ -134,7 +133,7 @@ def main(argv: list[str] | None = None, dataset: str | None = None) -> int:
                              fileset=fs, **protocol.dataset_options(args.dataset, "memory"))
         train = train.first(args.limit_train)
         if (kind, fs) not in sources:
-            sources[(kind, fs)] = _feature_source(args, kind, encoder, size, train, out_dir, fs, opts)
+            sources[(kind, fs)] = _feature_source(args, settings, kind, encoder, size, train, out_dir, fs)
         features = sources[(kind, fs)]
         started = time.perf_counter()
         if args.sharded:  # bank on disk, shard by shard (resumable inside the row), read memory-mapped
@@ -218,21 +217,19 @@ def _train_set(fileset: str | None) -> str:
         return fileset.rsplit(":", 1)[0] if fileset.count(":") == 2 else fileset
     return Path(fileset).stem
 
-def _feature_source(args, kind: str, encoder, size: int, train, out_dir: Path, fileset: str | None, opts):
+def _feature_source(args, settings: Settings, kind: str, encoder, size: int, train, out_dir: Path,
+                    fileset: str | None):
     """Plain tokens, or FUNGI with a support memory built from this row's training images (kept on disk
-    under ``out_dir/support/`` and reused on resume)."""
-    if kind == "tokens":
-        return TokenFeatures(encoder)
-    config = FungiConfig(objectives=tuple(args.fungi_objectives), projection=kind.split("-")[1],
-                         pca_dim=args.fungi_pca_dim, objective_variant=args.fungi_objective_variant,
-                         head_seed=args.fungi_seed, projection_seed=args.fungi_seed, negatives_seed=args.fungi_seed)
+    under ``out_dir/support/`` and reused on resume), resolved as the command line does."""
     support_train = train.subset([s.id for s in train.samples], "training images")
     support_train.transform = EvalResize(size)
-    subset = _subset_label(fileset)
-    support_path = out_dir / "support" / f"{args.dataset}_{args.backbone}_{subset}_{size}.safetensors"
-    return fungi_features(encoder, config, support_path, size, training=support_train,
-                          support_fraction=args.fungi_support_fraction, support_index=args.fungi_support_index,
-                          seed=args.seed, opts=opts)
+    support_path = out_dir / "support" / f"{args.dataset}_{args.backbone}_{_subset_label(fileset)}_{size}.safetensors"
+    fungi = FungiOptions(support=str(support_path), objectives=tuple(args.fungi_objectives),
+                         projection=kind.split("-")[-1], pca_dim=args.fungi_pca_dim,
+                         objective_variant=args.fungi_objective_variant, seed=args.fungi_seed,
+                         support_fraction=args.fungi_support_fraction, support_index=args.fungi_support_index)
+    row = replace(settings, features="tokens" if kind == "tokens" else "fungi", fungi=fungi)
+    return features_for(row, encoder, size, training=support_train if kind != "tokens" else None)
 
 
 def _subset_label(fileset: str | None) -> str:

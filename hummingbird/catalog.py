@@ -17,6 +17,10 @@ RANDOM_WEIGHTS = "random"  # --weights value for a seeded random init
 POS_EMBED_RULES = ("official", "timm")
 PROTOCOL_PRESETS = ("default", "open-hbird")
 
+# The Hummingbird decoder's defaults: neighbours per patch and softmax temperature τ.
+DEFAULT_K = 30
+DEFAULT_TEMPERATURE = 0.02
+
 # Square input side by patch size when neither --input-size nor a bank gives one.
 DEFAULT_INPUT_SIZE = {14: 504, 8: 512, 16: 512}
 

@@ -10,6 +10,7 @@ own ``checkpoint_filter_fn``.
 from __future__ import annotations
 
 import hashlib
+import io
 from pathlib import Path
 
 import torch
@@ -22,8 +23,21 @@ _IGNORED_PREFIXES = ("head.", "fc_norm.", "mask_token", "decoder", "dino_head", 
 _WRAPPER_PREFIXES = ("module.", "backbone.", "encoder.")
 
 
+# SHA-256 of checkpoints this process has read, by (path, modification time, size): a checkpoint is
+# hashed from the bytes it was loaded from instead of being read a second time.
+_DIGESTS: dict[tuple[str, int, int], str] = {}
+
+
+def _file_key(path: Path) -> tuple[str, int, int]:
+    stat = path.stat()
+    return str(path.resolve()), stat.st_mtime_ns, stat.st_size
+
+
 def file_sha256(path: str | Path, chunk_bytes: int = 1 << 22) -> str:
-    """Hex SHA-256 of a file, read in chunks."""
+    """Hex SHA-256 of a file, read in chunks (or known from :func:`read_state_dict` reading it)."""
+    known = _DIGESTS.get(_file_key(Path(path)))
+    if known is not None:
+        return known
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         while chunk := handle.read(chunk_bytes):
@@ -53,13 +67,16 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         raise CheckpointError(f"{path}: cannot read weights file, not a PyTorch (.pth/.pt/.bin) or safetensors "
                               f"checkpoint (its first bytes are neither a zip archive, a pickle nor a safetensors "
                               f"header)")
+    key = _file_key(path)
+    data = path.read_bytes()  # read once: loaded and hashed from the same bytes
+    _DIGESTS[key] = hashlib.sha256(data).hexdigest()
     try:
         if kind == "safetensors":
-            from safetensors.torch import load_file
+            from safetensors.torch import load
 
-            raw = load_file(str(path))
+            raw = load(data)
         else:
-            raw = torch.load(str(path), map_location="cpu", weights_only=True)
+            raw = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as exc:  # corrupt, truncated, or not a checkpoint at all
         raise CheckpointError(f"{path}: cannot read weights file, not a valid PyTorch or safetensors checkpoint "
                               f"({type(exc).__name__}: {exc})") from exc

@@ -48,8 +48,9 @@ def _memory_keywords(args) -> dict:
 
 
 def cmd_build_memory(args) -> int:
+    from hummingbird.building import build_sharded
     from hummingbird.distributed import rank_and_world
-    from hummingbird.segmenter import Segmenter, build_sharded
+    from hummingbird.segmenter import Segmenter
 
     rank, world = rank_and_world()
     split = args.split or DEFAULT_SPLITS[args.dataset][0]
@@ -110,15 +111,15 @@ def _evaluate_probe(args) -> int:
     """``--protocol linear`` (probe trained on --train-split) or ``overcluster`` (k-means on the split)."""
     from hummingbird.probes import probe_evaluation
     from hummingbird.results import write_json
-    from hummingbird.settings import Settings
+    from hummingbird.settings import split_keywords
 
     for option in ("save_predictions", "plot"):
         if getattr(args, option):
             raise ConfigError(f"--{option.replace('_', '-')} works with --protocol hummingbird, not {args.protocol}")
     if args.bank:
         raise ConfigError(f"--protocol {args.protocol} works on features, not on a memory bank; drop --bank")
-    keywords = {k: v for k, v in _keywords(args).items() if k not in {f.name for f in fields(SearchOptions)}}
-    payload = probe_evaluation(args.protocol, Settings.from_keywords(**keywords), args.dataset, args.data_root,
+    settings, _ = split_keywords(_keywords(args))
+    payload = probe_evaluation(args.protocol, settings, args.dataset, args.data_root,
                                args.train_split or DEFAULT_SPLITS[args.dataset][0],
                                args.split or DEFAULT_SPLITS[args.dataset][1], train_fileset=args.train_fileset,
                                fileset=args.fileset, num_classes=args.num_classes, clusters=args.clusters,

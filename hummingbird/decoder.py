@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from hummingbird.catalog import DEFAULT_K, DEFAULT_TEMPERATURE
 from hummingbird.profiling import NO_TIMER
 
 GATHER_BYTES = 1 << 28  # bound on the (queries, k, C) float32 block of gathered neighbour labels
@@ -114,8 +115,8 @@ class HummingbirdDecoder:
             labels, upsample and argmax stages (default: none).
     """
 
-    def __init__(self, index, memory_labels, k: int = 30, temperature: float = 0.02, chunk: int | None = None,
-                 timer=NO_TIMER):
+    def __init__(self, index, memory_labels, k: int = DEFAULT_K, temperature: float = DEFAULT_TEMPERATURE,
+                 chunk: int | None = None, timer=NO_TIMER):
         self.index, self.memory_labels = index, memory_labels
         self.k, self.temperature, self.chunk = k, temperature, chunk
         self.timer = timer

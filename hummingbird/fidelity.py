@@ -78,9 +78,9 @@ def reproduce_peer(peer: PeerAnswers, voc_root: str | Path, features, opts: Load
     decoder = make_decoder(bank, k=int(settings["k"]), temperature=float(settings["temperature"]),
                            index_spec=protocol.search)
     preds, gts = [], []
-    for _, pred, gt in predictions(features, decoder, val, opts):
-        preds.append(pred.cpu().to(torch.uint8))
-        gts.append(gt.to(torch.uint8))
+    for predicted in predictions(features, decoder, val, opts):
+        preds.append(predicted.labels.cpu().to(torch.uint8))
+        gts.append(predicted.masks.to(torch.uint8))
     return torch.cat(preds).numpy(), torch.cat(gts).numpy()
 
 

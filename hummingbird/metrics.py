@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from scipy.optimize import linear_sum_assignment
 
 
 class ConfusionMatrix:
@@ -95,6 +94,8 @@ def open_hbird_hungarian_scores(matrix: torch.Tensor | np.ndarray, class_names: 
     m = torch.as_tensor(np.asarray(matrix), dtype=torch.float64)
     gt, pred = m.sum(1, keepdim=True), m.sum(0, keepdim=True)
     iou_matrix = m / (gt + pred - m).clamp_min(1e-8)  # (gt class, predicted class)
+    from scipy.optimize import linear_sum_assignment  # scipy: only for the matched scores
+
     gt_idx, pred_idx = linear_sum_assignment(iou_matrix.numpy(), maximize=True)
     matched = m[:, pred_idx[np.argsort(gt_idx)]]  # column j: the prediction matched to class j
     tp = matched.diag()

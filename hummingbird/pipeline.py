@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Iterator, Sequence
+from typing import Iterator, NamedTuple, Sequence
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from hummingbird.catalog import DEFAULT_K, DEFAULT_TEMPERATURE
 from hummingbird.datasets import IGNORE_INDEX, SegmentationDataset
 from hummingbird.decoder import HummingbirdDecoder
 from hummingbird.errors import ConfigError
@@ -137,7 +138,7 @@ def build_search(bank, index_spec: str = AUTO_SEARCH, nprobe: int | None = None,
                         refine=refine, train_size=train_size)
 
 
-def make_decoder(bank, k: int = 30, temperature: float = 0.02, index_spec: str = AUTO_SEARCH,
+def make_decoder(bank, k: int = DEFAULT_K, temperature: float = DEFAULT_TEMPERATURE, index_spec: str = AUTO_SEARCH,
                  nprobe: int | None = None, use_gpu: bool | str = "auto", seed: int = 0, refine: int = 1,
                  train_size: int = 262_144, device: str | torch.device = "cpu", index=None) -> HummingbirdDecoder:
     """Index a bank's features (a :class:`MemoryBank`, or a sharded bank read shard by shard from
@@ -184,11 +185,21 @@ def _faiss_index(bank, spec: str, nprobe: int, use_gpu: bool | str, seed: int, r
     return index.keep_raw(raw)
 
 
+class Prediction(NamedTuple):
+    """One batch of :func:`predictions`."""
+
+    ids: list[str]
+    labels: torch.Tensor  # (B, S, S) int64 predicted label maps, on the features' device
+    masks: torch.Tensor  # (B, S, S) ground truth
+    distributions: torch.Tensor  # (B, h, w, C) patch-grid label distributions
+    batch: dict  # the loader's batch (index, view: the source images' own size, ...)
+
+
 def predictions(features: TokenFeatures, decoder: HummingbirdDecoder, dataset: SegmentationDataset,
                 opts: LoaderOptions | None = None, indices: Sequence[int] | None = None, timer=NO_TIMER,
-                desc: str = "predict") -> Iterator[tuple[list[str], torch.Tensor, torch.Tensor]]:
-    """Per batch of ``dataset`` (or its ``indices``): image ids, predicted label maps ``(B, S, S)`` int64
-    on the features' device and ground truth ``(B, S, S)``, at the evaluation size. ``timer`` (a
+                desc: str = "predict") -> Iterator[Prediction]:
+    """The one batch loop of evaluation: per batch of ``dataset`` (or its ``indices``), a :class:`Prediction`
+    (label maps at the evaluation size and the distributions they come from). ``timer`` (a
     :class:`~hummingbird.profiling.StageTimer`) is charged with data loading, the backbone and the
     decoder's stages."""
     opts = opts or LoaderOptions()
@@ -203,7 +214,9 @@ def predictions(features: TokenFeatures, decoder: HummingbirdDecoder, dataset: S
             masks = batch["mask"]
             with timer("backbone"):
                 query = features(batch["image"].to(opts.device, non_blocking=True), image_ids=list(batch["id"]))
-            yield list(batch["id"]), decoder.predict(query, tuple(masks.shape[-2:])), masks
+            dists = decoder.patch_distributions(query)
+            labels = decoder.upsample(dists, tuple(masks.shape[-2:]), timer)
+            yield Prediction(list(batch["id"]), labels, masks, dists, batch)
     finally:
         decoder.timer = previous
 
@@ -214,9 +227,9 @@ def confusion_of(features: TokenFeatures, decoder: HummingbirdDecoder, dataset: 
     """Confusion matrix of ``decoder`` on ``dataset`` (or its ``indices``); ``timer`` (a
     :class:`~hummingbird.profiling.StageTimer`) is charged with every stage of the path."""
     confusion = ConfusionMatrix(dataset.num_classes, IGNORE_INDEX)
-    for _, predicted, masks in predictions(features, decoder, dataset, opts, indices, timer, desc="evaluate"):
+    for predicted in predictions(features, decoder, dataset, opts, indices, timer, desc="evaluate"):
         with timer("metric update"):
-            confusion.update(predicted, masks)  # counted on the predictions' device
+            confusion.update(predicted.labels, predicted.masks)  # counted on the predictions' device
     return confusion
 
 

@@ -12,15 +12,14 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
-import torch
-from tqdm.auto import tqdm
 
 from hummingbird import render
-from hummingbird.render import save_label_png
 from hummingbird.atomic import atomic_path
 from hummingbird.datasets import IGNORE_INDEX, SegmentationDataset
 from hummingbird.errors import ConfigError
 from hummingbird.metrics import ConfusionMatrix
+from hummingbird.pipeline import predictions
+from hummingbird.render import save_label_png
 
 
 def check_prediction_dir(dataset: SegmentationDataset, out_dir: str | Path) -> None:
@@ -39,22 +38,18 @@ def evaluate_and_save(features, decoder, dataset: SegmentationDataset, out_dir: 
                       alpha: float = 0.5) -> ConfusionMatrix:
     """Confusion matrix of ``decoder`` on ``dataset`` (or its ``indices``), writing each prediction to
     ``out_dir/<id>.png`` (``overlay``: also ``<id>_overlay.png``, the image blended at ``alpha`` with a
-    legend). Uses the decoder's ``patch_distributions`` and ``upsample`` only."""
+    legend), from the batches of :func:`hummingbird.pipeline.predictions`."""
     check_prediction_dir(dataset, out_dir)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     confusion = ConfusionMatrix(dataset.num_classes, IGNORE_INDEX)
     names = list(dataset.class_names)
-    source = dataset if indices is None else torch.utils.data.Subset(dataset, list(indices))
-    loader = torch.utils.data.DataLoader(source, batch_size=opts.batch_size, num_workers=opts.num_workers)
-    for batch in tqdm(loader, desc="evaluate", disable=not opts.progress, unit="batch"):
-        masks = batch["mask"]
-        query = features(batch["image"].to(opts.device), image_ids=list(batch["id"])).cpu()
-        dists = decoder.patch_distributions(query)  # (B, h, w, C)
-        confusion.update(decoder.upsample(dists, tuple(masks.shape[-2:])), masks)
-        for dist, index, view, image_id in zip(dists, batch["index"], batch["view"], batch["id"]):
+    for predicted in predictions(features, decoder, dataset, opts, indices, desc="evaluate"):
+        confusion.update(predicted.labels, predicted.masks)
+        batch = predicted.batch
+        for dist, index, view, image_id in zip(predicted.distributions, batch["index"], batch["view"], predicted.ids):
             height, width = int(view[2]), int(view[3])  # the source image's own size
-            labels = decoder.upsample(dist[None], (height, width))[0].numpy()
+            labels = decoder.upsample(dist[None], (height, width))[0].cpu().numpy()
             save_label_png(labels, palette, out_dir / f"{image_id}.png")
             if overlay:
                 image = dataset.read_image(int(index))
@@ -62,4 +57,3 @@ def evaluate_and_save(features, decoder, dataset: SegmentationDataset, out_dir: 
                 with atomic_path(out_dir / f"{image_id}_overlay.png") as tmp:
                     picture.save(tmp, format="PNG")
     return confusion
-

@@ -14,9 +14,8 @@ The command line is a thin layer over this class.
 
 from __future__ import annotations
 
-import sys
 import time
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -25,17 +24,17 @@ import torch
 from PIL import Image
 
 from hummingbird import search_store
+from hummingbird.building import build_bank, split_opener
 from hummingbird.datasets import SegmentationDataset
 from hummingbird.decoder import HummingbirdDecoder
 from hummingbird.errors import BankError, ConfigError
 from hummingbird.examples import MEMORY_DATASET, ExampleDataset, ExampleSources, as_rgb
 from hummingbird.memory import MemoryBank
-from hummingbird.neighbours import Neighbour, QueryResult, SourceImages, describe_neighbours, query_image
-from hummingbird.pipeline import build_memory_bank, build_search, make_decoder, resolved_spec
-from hummingbird.settings import (Pipeline, SearchOptions, Settings, memory_transform, open_dataset, protocol_for,
-                                  resolve_pipeline, search_for)
-
-SEARCH_FIELDS = {f.name for f in fields(SearchOptions)}
+from hummingbird.neighbours import Neighbour, QueryResult, describe_neighbours, query_image
+from hummingbird.pipeline import build_search, make_decoder, resolved_spec
+from hummingbird.sources import bank_sources, grown_sources
+from hummingbird.settings import (Pipeline, SearchOptions, memory_transform, open_dataset, protocol_for,
+                                  resolve_pipeline, search_for, split_keywords)
 
 
 @dataclass
@@ -71,11 +70,6 @@ class Segmenter:
 
     # ------------------------------------------------------------------------- construction
 
-    @staticmethod
-    def _split_keywords(keywords: dict) -> tuple[Settings, SearchOptions]:
-        search = SearchOptions(**{k: keywords.pop(k) for k in list(keywords) if k in SEARCH_FIELDS})
-        return Settings.from_keywords(**keywords), search
-
     @classmethod
     def from_examples(cls, images: Sequence, masks: Sequence, *, class_names: Sequence[str] | None = None,
                       memory_size: int | None = None, augmentation_epochs: int = 1, augment: bool = True,
@@ -88,12 +82,12 @@ class Segmenter:
         ``device``, ``precision``, ``compile``, ``batch_size``, ``seed``, ``fungi_*`` / ``fungi``), the decoder's (``k``,
         ``temperature``, ``index``, ``nprobe``, ``refine``); any other is passed to the backbone loader.
         """
-        settings, search = cls._split_keywords(dict(keywords, protocol_preset=protocol_preset, features=features,
+        settings, search = split_keywords(dict(keywords, protocol_preset=protocol_preset, features=features,
                                                     progress=progress))
         examples = ExampleDataset(images, masks, class_names, seed=settings.seed)
         pipeline = resolve_pipeline(settings, training_split=lambda size, p: examples.with_transform(
             memory_transform(protocol_for(settings.protocol_preset), size, augment=False)))
-        bank = _build(pipeline, examples, memory_size, augmentation_epochs, augment, fp16)
+        bank = build_bank(pipeline, examples, memory_size, augmentation_epochs, augment, fp16)
         sources = ExampleSources([s.id for s in examples.samples], examples.images,
                                  [str(f) if f else None for f in examples.files])
         return cls(bank, pipeline, search, sources=sources)
@@ -103,12 +97,12 @@ class Segmenter:
                      num_classes: int | None = None, memory_size: int | None = None, augmentation_epochs: int = 1,
                      augment: bool = True, fp16: bool = False, **keywords) -> "Segmenter":
         """Build a memory from a dataset folder (``kind``: voc, ade20k, folder, ...; see data/README.md)."""
-        settings, search = cls._split_keywords(keywords)
-        split_at = _split_opener(kind, root, split, fileset, num_classes, settings)
+        settings, search = split_keywords(keywords)
+        split_at = split_opener(kind, root, split, fileset, num_classes, settings)
         pipeline = resolve_pipeline(settings, training_split=split_at)
         dataset = split_at(pipeline.size, pipeline.patch_size,
                            memory_transform(pipeline.protocol, pipeline.size, augment))
-        bank = _build(pipeline, dataset, memory_size, augmentation_epochs, augment, fp16)
+        bank = build_bank(pipeline, dataset, memory_size, augmentation_epochs, augment, fp16)
         return cls(bank, pipeline, search)
 
     @classmethod
@@ -119,10 +113,10 @@ class Segmenter:
         from hummingbird.shards import open_bank
 
         bank = open_bank(path)
-        settings, search = cls._split_keywords(overrides)
+        settings, search = split_keywords(overrides)
         pipeline = resolve_pipeline(settings, bank.metadata, path)
         bank.check_compatible(pipeline.metadata(), source=str(path))
-        return cls(bank, pipeline, search, bank_path=path, sources=_sources_of(bank, path, data_root))
+        return cls(bank, pipeline, search, bank_path=path, sources=bank_sources(bank, path, data_root))
 
     # ------------------------------------------------------------------------- the bank
 
@@ -188,7 +182,7 @@ class Segmenter:
             examples = ExampleDataset(images, masks, self.class_names, seed=self.pipeline.settings.seed,
                                       ids=[f"example_{first + i:05d}" for i in range(len(examples))])
         augmented = meta.get("augmentation") not in (None, "EvalResize")
-        new = _build(self.pipeline, examples, None, meta.get("augmentation_epochs", 1), augmented,
+        new = build_bank(self.pipeline, examples, None, meta.get("augmentation_epochs", 1), augmented,
                      meta.get("feature_dtype") == "float16")
         views = new.views.clone()
         views[:, 0] += first
@@ -202,7 +196,7 @@ class Segmenter:
                                   image_ids=list(meta.get("image_ids", [])) + [s.id for s in examples.samples],
                                   dataset=MEMORY_DATASET if meta.get("dataset") == MEMORY_DATASET else meta["dataset"],
                                   checksum=None, num_patches=len(self.bank))
-        self._sources = _merged_sources(self._sources, self.bank, examples, first)
+        self._sources = grown_sources(self._sources, self.bank, examples, first)
         if self._index is not None and hasattr(self._index, "add"):
             if hasattr(self._index, "keep_raw"):  # faiss: add the rows, re-ranking sees every row
                 self._index.add(new.features).keep_raw(self.bank.features)
@@ -353,7 +347,7 @@ class Segmenter:
     def sources(self):
         """The bank's source images (for neighbour pictures and the viewer)."""
         if self._sources is None:
-            self._sources = _sources_of(self.memory_bank(), self.bank_path, None)
+            self._sources = bank_sources(self.memory_bank(), self.bank_path, None)
         return self._sources
 
     # ------------------------------------------------------------------------- evaluation
@@ -412,97 +406,3 @@ class Segmenter:
                   "precision": self.pipeline.encoder.active_precision, "compile": settings.compile}
         bank = {k: v for k, v in self.bank.metadata.items() if k not in ("image_ids", "image_files")}
         return {"config": config, "bank": bank, **result}
-
-
-def build_sharded(kind: str, root: str | Path, split: str, out_dir: str | Path, *, fileset: str | None = None,
-                  num_classes: int | None = None, memory_size: int | None = None, augmentation_epochs: int = 1,
-                  augment: bool = True, fp16: bool = False, shard_images: int = 256, rank: int = 0, world: int = 1,
-                  **keywords):
-    """Build a sharded bank folder (one shard per ``shard_images`` images, resumable; this process builds
-    every ``world``-th shard, see :mod:`hummingbird.shards`). Returns this rank's shard names and, on
-    rank 0, the finished :class:`~hummingbird.shards.ShardedBank`."""
-    from hummingbird.distributed import barrier
-    from hummingbird.shards import ShardedBank, build_sharded_bank, write_manifest
-
-    settings, _ = Segmenter._split_keywords(keywords)
-    split_at = _split_opener(kind, root, split, fileset, num_classes, settings)
-    pipeline = resolve_pipeline(settings, training_split=split_at) if rank == 0 else None
-    barrier(world)  # a FUNGI support memory is built once, by rank 0, before the others read it
-    pipeline = pipeline or resolve_pipeline(settings, training_split=split_at)
-    dataset = split_at(pipeline.size, pipeline.patch_size, memory_transform(pipeline.protocol, pipeline.size, augment))
-    names = build_sharded_bank(pipeline.features, dataset, out_dir, pipeline.size, memory_size=memory_size,
-                               augmentation_epochs=augmentation_epochs, seed=settings.seed, fp16=fp16,
-                               shard_images=shard_images, rank=rank, world=world, opts=pipeline.loader,
-                               protocol=pipeline.protocol)
-    print(f"rank {rank}/{world}: {len(names)} shards in {out_dir}", file=sys.stderr)
-    barrier(world)
-    if rank > 0:
-        return names, None
-    write_manifest(out_dir, len(dataset), augmentation_epochs, shard_images)
-    return names, ShardedBank(out_dir)
-
-
-def _split_opener(kind: str, root, split: str, fileset: str | None, num_classes: int | None, settings: Settings):
-    """``(size, patch_size, transform=None) → dataset``: the training split (default: resized to size)."""
-    def split_at(size: int, patch_size: int, transform=None) -> SegmentationDataset:
-        from hummingbird.transforms import EvalResize
-
-        return open_dataset(kind, root, split, transform or EvalResize(size), protocol_for(settings.protocol_preset),
-                            fileset=fileset, num_classes=num_classes, min_side=patch_size, role="memory",
-                            seed=settings.seed)
-
-    return split_at
-
-
-def _build(pipeline: Pipeline, dataset: SegmentationDataset, memory_size, augmentation_epochs: int, augment: bool,
-           fp16: bool) -> MemoryBank:
-    """A bank of ``dataset`` (its transform: the protocol's augmentation or a plain resize)."""
-    if isinstance(dataset, ExampleDataset):
-        dataset = dataset.with_transform(memory_transform(pipeline.protocol, pipeline.size, augment))
-    dataset.min_side = pipeline.patch_size
-    print(f"memory: {len(dataset)} images of {dataset.root} [{dataset.split}], {dataset.num_classes} classes, "
-          f"{pipeline.features.kind} features ({pipeline.features.dim} dims), protocol preset "
-          f"{pipeline.protocol.name}", file=sys.stderr)
-    return build_memory_bank(pipeline.features, dataset, pipeline.size, memory_size=memory_size,
-                             augmentation_epochs=augmentation_epochs, seed=pipeline.settings.seed, fp16=fp16,
-                             opts=pipeline.loader, protocol=pipeline.protocol)
-
-
-def _sources_of(bank: MemoryBank, bank_path, data_root):
-    """Source images of a saved bank: its dataset, or (in-memory examples) the files saved with it."""
-    meta = bank.metadata
-    if meta.get("dataset") != MEMORY_DATASET:
-        return _LazySources(bank, data_root)
-    folder = data_root or meta.get("dataset_root")  # saved beside the bank: relative to its folder
-    if folder is not None and bank_path is not None and not Path(folder).is_absolute():
-        folder = Path(bank_path).parent / folder
-    return ExampleSources(meta["image_ids"], files=meta.get("image_files"), folder=folder)
-
-
-class _LazySources:
-    """A dataset's source images, opened when first needed (a bank's data may have moved: a missing
-    folder is an error only when a neighbour picture needs it)."""
-
-    def __init__(self, bank: MemoryBank, data_root):
-        self.bank, self.data_root, self._sources = bank, data_root, None
-
-    def _open(self) -> SourceImages:
-        if self._sources is None:
-            self._sources = SourceImages(self.bank, self.data_root)
-        return self._sources
-
-    def path(self, image_index: int) -> Path:
-        return self._open().path(image_index)
-
-    def open(self, image_index: int) -> Image.Image:
-        return self._open().open(image_index)
-
-
-def _merged_sources(sources, bank: MemoryBank, examples: ExampleDataset, first: int):
-    """Sources of a grown bank: the old ones, then the new examples (in memory)."""
-    if not isinstance(sources, ExampleSources):
-        if bank.metadata.get("dataset") != MEMORY_DATASET:
-            return sources  # a dataset bank grown from Python: the new examples are not in the dataset
-        sources = ExampleSources(bank.metadata["image_ids"][:first])
-    return ExampleSources(bank.metadata["image_ids"], sources.images + examples.images,
-                          sources.files + [str(f) if f else None for f in examples.files], sources.folder)

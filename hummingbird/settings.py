@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from fungi_dense.variants import DEFAULT_VARIANT
-from hummingbird.catalog import DEFAULT_INPUT_SIZE, RANDOM_WEIGHTS
+from hummingbird.catalog import DEFAULT_INPUT_SIZE, DEFAULT_K, DEFAULT_TEMPERATURE, RANDOM_WEIGHTS
 from hummingbird.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -105,14 +105,21 @@ class SearchOptions:
     """The decoder: ``k`` neighbours, softmax temperature ``τ`` and the neighbour search (``index``:
     ``None`` follows the protocol preset; ``nprobe``: partitions visited; ``refine``: re-ranking)."""
 
-    k: int = 30
-    temperature: float = 0.02
+    k: int = DEFAULT_K
+    temperature: float = DEFAULT_TEMPERATURE
     index: str | None = None
     nprobe: int | None = None
     refine: int = 1
 
 
 SEARCH_DEFAULTS = SearchOptions()
+
+
+def split_keywords(keywords: dict) -> tuple[Settings, SearchOptions]:
+    """Keyword arguments → the pipeline's :class:`Settings` and the decoder's :class:`SearchOptions`."""
+    search_fields = {f.name for f in fields(SearchOptions)}
+    search = SearchOptions(**{k: v for k, v in keywords.items() if k in search_fields})
+    return Settings.from_keywords(**{k: v for k, v in keywords.items() if k not in search_fields}), search
 
 
 @dataclass

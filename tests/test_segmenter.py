@@ -157,3 +157,18 @@ def test_importing_hummingbird_stays_light():
             "print(hummingbird.Segmenter.__module__)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.split() == ["[]", "hummingbird.segmenter"]
+
+
+def test_a_dataset_bank_grown_from_python_shows_both_kinds_of_sources(blocks, tmp_path):
+    bank = tmp_path / "folder.safetensors"
+    assert main(["build-memory", "--dataset", "folder", "--data-root", str(blocks), "--split", "train",
+                 "--backbone", "dino_vits16", "--weights", "random", "--input-size", "64", "--no-augment",
+                 "--out", str(bank), *QUIET]) == 0
+    segmenter = Segmenter.load(bank, k=5)
+    before = len(segmenter.bank)
+    images, masks = _pairs(blocks, ["img010", "img011"])
+    segmenter.add(images, masks)
+    assert len(segmenter.bank) > before and segmenter.bank.metadata["num_images"] == 10
+    nearest = segmenter.neighbours(images[0], patch=(1, 1), k=3)
+    assert nearest[0].image_id == "example_00008" and nearest[0].similarity > 0.999  # the added image itself
+    assert segmenter.neighbours_figure(images[0], patch=(1, 1), k=3).width > 0  # dataset and added sources open

@@ -1,0 +1,68 @@
+"""Building memory banks for the API and the command line: from a dataset folder or in-memory examples,
+in one file or as a sharded folder."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from hummingbird.datasets import SegmentationDataset
+from hummingbird.examples import ExampleDataset
+from hummingbird.memory import MemoryBank
+from hummingbird.pipeline import build_memory_bank
+from hummingbird.settings import (Pipeline, Settings, memory_transform, open_dataset, protocol_for, resolve_pipeline,
+                                  split_keywords)
+
+
+def build_sharded(kind: str, root: str | Path, split: str, out_dir: str | Path, *, fileset: str | None = None,
+                  num_classes: int | None = None, memory_size: int | None = None, augmentation_epochs: int = 1,
+                  augment: bool = True, fp16: bool = False, shard_images: int = 256, rank: int = 0, world: int = 1,
+                  **keywords):
+    """Build a sharded bank folder (one shard per ``shard_images`` images, resumable; this process builds
+    every ``world``-th shard, see :mod:`hummingbird.shards`). Returns this rank's shard names and, on
+    rank 0, the finished :class:`~hummingbird.shards.ShardedBank`."""
+    from hummingbird.distributed import barrier
+    from hummingbird.shards import ShardedBank, build_sharded_bank, write_manifest
+
+    settings, _ = split_keywords(keywords)
+    split_at = split_opener(kind, root, split, fileset, num_classes, settings)
+    pipeline = resolve_pipeline(settings, training_split=split_at) if rank == 0 else None
+    barrier(world)  # a FUNGI support memory is built once, by rank 0, before the others read it
+    pipeline = pipeline or resolve_pipeline(settings, training_split=split_at)
+    dataset = split_at(pipeline.size, pipeline.patch_size, memory_transform(pipeline.protocol, pipeline.size, augment))
+    names = build_sharded_bank(pipeline.features, dataset, out_dir, pipeline.size, memory_size=memory_size,
+                               augmentation_epochs=augmentation_epochs, seed=settings.seed, fp16=fp16,
+                               shard_images=shard_images, rank=rank, world=world, opts=pipeline.loader,
+                               protocol=pipeline.protocol)
+    print(f"rank {rank}/{world}: {len(names)} shards in {out_dir}", file=sys.stderr)
+    barrier(world)
+    if rank > 0:
+        return names, None
+    write_manifest(out_dir, len(dataset), augmentation_epochs, shard_images)
+    return names, ShardedBank(out_dir)
+
+
+def split_opener(kind: str, root, split: str, fileset: str | None, num_classes: int | None, settings: Settings):
+    """``(size, patch_size, transform=None) → dataset``: the training split (default: resized to size)."""
+    def split_at(size: int, patch_size: int, transform=None) -> SegmentationDataset:
+        from hummingbird.transforms import EvalResize
+
+        return open_dataset(kind, root, split, transform or EvalResize(size), protocol_for(settings.protocol_preset),
+                            fileset=fileset, num_classes=num_classes, min_side=patch_size, role="memory",
+                            seed=settings.seed)
+
+    return split_at
+
+
+def build_bank(pipeline: Pipeline, dataset: SegmentationDataset, memory_size, augmentation_epochs: int,
+               augment: bool, fp16: bool) -> MemoryBank:
+    """A bank of ``dataset`` (its transform: the protocol's augmentation or a plain resize)."""
+    if isinstance(dataset, ExampleDataset):
+        dataset = dataset.with_transform(memory_transform(pipeline.protocol, pipeline.size, augment))
+    dataset.min_side = pipeline.patch_size
+    print(f"memory: {len(dataset)} images of {dataset.root} [{dataset.split}], {dataset.num_classes} classes, "
+          f"{pipeline.features.kind} features ({pipeline.features.dim} dims), protocol preset "
+          f"{pipeline.protocol.name}", file=sys.stderr)
+    return build_memory_bank(pipeline.features, dataset, pipeline.size, memory_size=memory_size,
+                             augmentation_epochs=augmentation_epochs, seed=pipeline.settings.seed, fp16=fp16,
+                             opts=pipeline.loader, protocol=pipeline.protocol)
