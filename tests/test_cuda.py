@@ -48,12 +48,12 @@ def test_gpu_labels_match_cpu_labels_and_bf16_keeps_99_percent(folder_dataset):
     train = load_dataset("folder", folder_dataset, "train", EvalResize(64))
     val = load_dataset("folder", folder_dataset, "val", EvalResize(64))
     bank = build_memory_bank(features, train, 64, opts=opts)
-    cpu = torch.cat([p for _, p, _ in predictions(features, make_decoder(bank, k=5), val, opts)])
+    cpu = torch.cat([p.labels for p in predictions(features, make_decoder(bank, k=5), val, opts)])
     features.to("cuda")
     gpu_opts = LoaderOptions(batch_size=4, progress=False, device="cuda")
     decoder = make_decoder(bank, k=5, index_spec="exact", device="cuda")
-    gpu = torch.cat([p.cpu() for _, p, _ in predictions(features, decoder, val, gpu_opts)])
+    gpu = torch.cat([p.labels.cpu() for p in predictions(features, decoder, val, gpu_opts)])
     assert (gpu == cpu).float().mean() >= 0.999
     encoder.precision = "bf16"
-    bf16 = torch.cat([p.cpu() for _, p, _ in predictions(features, decoder, val, gpu_opts)])
+    bf16 = torch.cat([p.labels.cpu() for p in predictions(features, decoder, val, gpu_opts)])
     assert (bf16 == cpu).float().mean() >= 0.99

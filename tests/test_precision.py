@@ -86,12 +86,12 @@ def test_bf16_labels_match_fp32_labels_on_a_fixed_case(folder_dataset):
     val = load_dataset("folder", folder_dataset, "val", EvalResize(64))
     bank = build_memory_bank(features, train, 64, opts=QUIET)
     decoder = make_decoder(bank, k=5)
-    fp32 = torch.cat([p for _, p, _ in predictions(features, decoder, val, QUIET)])
+    fp32 = torch.cat([p.labels for p in predictions(features, decoder, val, QUIET)])
     encoder.precision = "bf16"
-    bf16_queries = torch.cat([p for _, p, _ in predictions(features, decoder, val, QUIET)])
+    bf16_queries = torch.cat([p.labels for p in predictions(features, decoder, val, QUIET)])
     bf16_bank = build_memory_bank(features, train, 64, opts=QUIET)
     assert bf16_bank.metadata["precision"] == "bf16" and bank.metadata["precision"] == "fp32"
-    bf16_all = torch.cat([p for _, p, _ in predictions(features, make_decoder(bf16_bank, k=5), val, QUIET)])
+    bf16_all = torch.cat([p.labels for p in predictions(features, make_decoder(bf16_bank, k=5), val, QUIET)])
     assert (bf16_queries == fp32).float().mean() >= 0.99  # an fp32 bank searched with bf16 queries
     assert (bf16_all == fp32).float().mean() >= 0.99
 
