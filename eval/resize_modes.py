@@ -3,7 +3,8 @@
 (``square``: squash to S²; ``aspect``: short side S, one pass; ``slide``: short side S, S² windows
 stitched on the patch grid; see ``hummingbird.tiling``) compared by mIoU against the ground truth at each
 image's own resolution, with one memory bank built from real training images (plain resize to S², no
-augmentation). Prints a table and writes JSON.
+augmentation) through the Python API (``Segmenter.from_dataset``, ``.segment``). Prints a table and
+writes JSON.
 
     python eval/resize_modes.py --data-root ../shared/voc --weights ../shared/weights/dinov2_vits14_imgfocus.pth \\
         --backbone dinov2_vits14 --input-size 224 --out runs/resize_modes.json
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -21,15 +23,11 @@ from tqdm.auto import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from hummingbird.backbones import encoder_from_weights_file  # noqa: E402
 from hummingbird.catalog import RESIZE_MODES  # noqa: E402
 from hummingbird.datasets import load_dataset  # noqa: E402
-from hummingbird.features import TokenFeatures  # noqa: E402
 from hummingbird.metrics import ConfusionMatrix, scores  # noqa: E402
-from hummingbird.pipeline import LoaderOptions, build_memory_bank, make_decoder  # noqa: E402
 from hummingbird.results import write_json  # noqa: E402
-from hummingbird.tiling import segment_image  # noqa: E402
-from hummingbird.transforms import EvalResize  # noqa: E402
+from hummingbird.segmenter import Segmenter  # noqa: E402
 
 
 def main() -> int:
@@ -48,23 +46,25 @@ def main() -> int:
     p.add_argument("--temperature", type=float, default=0.02)
     p.add_argument("--out", default=None)
     args = p.parse_args()
-    torch.manual_seed(0)
-    encoder = encoder_from_weights_file(args.backbone, args.weights)
-    features = TokenFeatures(encoder)
-    size = args.input_size
-    train = load_dataset(args.dataset, args.data_root, args.train_split, EvalResize(size)).first(args.train_images)
     val = load_dataset(args.dataset, args.data_root, args.val_split).first(args.val_images)
+    train_ids = [s.id for s in load_dataset(args.dataset, args.data_root, args.train_split).first(args.train_images).samples]
     started = time.perf_counter()
-    bank = build_memory_bank(features, train, size, opts=LoaderOptions(batch_size=8, num_workers=2))
-    decoder = make_decoder(bank, k=args.k, temperature=args.temperature)
-    print(f"memory: {len(bank)} patches from {len(train)} images at {size}px ({time.perf_counter() - started:.0f} s)")
+    with tempfile.TemporaryDirectory() as tmp:
+        ids = Path(tmp) / "train_ids.txt"
+        ids.write_text("\n".join(train_ids) + "\n")
+        segmenter = Segmenter.from_dataset(args.dataset, args.data_root, args.train_split, fileset=str(ids),
+                                           augment=False, backbone=args.backbone, weights=args.weights,
+                                           input_size=args.input_size, k=args.k, temperature=args.temperature,
+                                           batch_size=8, num_workers=2)
+    size, bank = segmenter.input_size, segmenter.bank
+    print(f"memory: {len(bank)} patches from {len(train_ids)} images at {size}px ({time.perf_counter() - started:.0f} s)")
     confusion = {mode: ConfusionMatrix(val.num_classes) for mode in args.modes}
     seconds = dict.fromkeys(args.modes, 0.0)
     for i in tqdm(range(len(val)), desc="val", unit="img"):
         image, mask = val.load_sample(i)
         for mode in args.modes:
             started = time.perf_counter()
-            labels = segment_image(features, decoder, image, size, mode)
+            labels = segmenter.segment(image, resize_mode=mode)
             seconds[mode] += time.perf_counter() - started
             confusion[mode].update(torch.from_numpy(labels)[None], torch.from_numpy(mask)[None])
     rows = {}
@@ -76,7 +76,7 @@ def main() -> int:
               f"{seconds[mode] / len(val):.3f} s/img")
     if args.out:
         write_json(args.out, {"config": {**{k: v for k, v in vars(args).items() if k != "out"},
-                                         "train_used": len(train), "val_used": len(val), "memory_patches": len(bank)},
+                                         "train_used": len(train_ids), "val_used": len(val), "memory_patches": len(bank)},
                               "modes": rows})
         print(f"wrote {args.out}")
     return 0

@@ -19,7 +19,7 @@ from einops import rearrange
 from timm.models.vision_transformer import VisionTransformer
 from torch import nn
 
-from hummingbird.checkpoints import file_sha256, load_into_vit
+from hummingbird.checkpoints import check_finite_state, file_sha256, load_into_vit
 from hummingbird.errors import CheckpointError, ConfigError, WeightsUnavailableError
 from hummingbird.pos_embed import use_pos_embed_rule
 from hummingbird.precision import FP32, PRECISIONS, autocast, resolve_precision
@@ -265,6 +265,7 @@ def load_backbone(name: str, weights: str | Path | None = None, layer: int = -1,
     kwargs = dict(num_classes=0, dynamic_img_size=True, **model_kwargs)
     if weights is None:
         model = _create_pretrained(name, timm_name, kwargs)
+        check_finite_state(model.state_dict(), f"timm's pretrained weights for {name} ({timm_name})")
         weights_id = f"timm:{timm_name}"
     elif str(weights) == RANDOM_WEIGHTS:
         with torch.random.fork_rng():
@@ -365,6 +366,11 @@ def resolve_backbone(name: str | None, weights: str | Path | None) -> tuple[str,
     """Fill a missing backbone name or weights path from ``HUMMINGBIRD_BACKBONE`` /
     ``HUMMINGBIRD_WEIGHTS`` and from official weight file names; checks the file exists."""
     weights = weights if weights is not None else os.environ.get("HUMMINGBIRD_WEIGHTS") or None
+    if weights is not None and str(weights) != RANDOM_WEIGHTS and Path(weights).is_dir():
+        inside = sorted(p.name for p in Path(weights).iterdir() if p.suffix in (".pth", ".pt", ".bin", ".safetensors"))
+        listed = f"; it holds {', '.join(inside[:5])}{' ...' if len(inside) > 5 else ''}" if inside else ""
+        raise CheckpointError(f"{weights}: --weights is a folder, not a weights file; give the checkpoint file "
+                              f"itself{listed}")
     name = name or os.environ.get("HUMMINGBIRD_BACKBONE") or (preset_from_filename(weights) if weights else None)
     if name is None:
         raise ConfigError("--backbone is required (it could not be told from the weights file name)")

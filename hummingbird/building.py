@@ -60,7 +60,8 @@ def build_bank(pipeline: Pipeline, dataset: SegmentationDataset, memory_size, au
     if isinstance(dataset, ExampleDataset):
         dataset = dataset.with_transform(memory_transform(pipeline.protocol, pipeline.size, augment))
     dataset.min_side = pipeline.patch_size
-    print(f"memory: {len(dataset)} images of {dataset.root} [{dataset.split}], {dataset.num_classes} classes, "
+    where = "in-memory examples" if isinstance(dataset, ExampleDataset) else f"{dataset.root} [{dataset.split}]"
+    print(f"memory: {len(dataset)} images of {where}, {dataset.num_classes} classes, "
           f"{pipeline.features.kind} features ({pipeline.features.dim} dims), protocol preset "
           f"{pipeline.protocol.name}", file=sys.stderr)
     return build_memory_bank(pipeline.features, dataset, pipeline.size, memory_size=memory_size,

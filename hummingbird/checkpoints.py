@@ -62,13 +62,18 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: weights file not found")
-    kind = checkpoint_format(path)
+    try:
+        kind = checkpoint_format(path)
+    except OSError as exc:
+        raise CheckpointError(f"{path}: cannot read weights file ({exc.strerror})") from exc
     if kind is None:
         raise CheckpointError(f"{path}: cannot read weights file, not a PyTorch (.pth/.pt/.bin) or safetensors "
                               f"checkpoint (its first bytes are neither a zip archive, a pickle nor a safetensors "
                               f"header)")
-    key = _file_key(path)
-    data = path.read_bytes()  # read once: loaded and hashed from the same bytes
+    try:
+        key, data = _file_key(path), path.read_bytes()  # read once: loaded and hashed from the same bytes
+    except OSError as exc:
+        raise CheckpointError(f"{path}: cannot read weights file ({exc.strerror})") from exc
     _DIGESTS[key] = hashlib.sha256(data).hexdigest()
     try:
         if kind == "safetensors":
@@ -80,7 +85,25 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     except Exception as exc:  # corrupt, truncated, or not a checkpoint at all
         raise CheckpointError(f"{path}: cannot read weights file, not a valid PyTorch or safetensors checkpoint "
                               f"({type(exc).__name__}: {exc})") from exc
-    return _unwrap(raw, path)
+    return check_finite_state(_unwrap(raw, path), path)
+
+
+def check_finite_state(state: dict[str, torch.Tensor], source: str | Path) -> dict[str, torch.Tensor]:
+    """``state`` unchanged if every floating-point tensor is finite; else :class:`CheckpointError` naming
+    ``source``, the first tensor holding NaN or infinite values and how many (weights damaged in training
+    or in transfer would otherwise give all-NaN features and a meaningless score)."""
+    for name, tensor in state.items():
+        if not tensor.is_floating_point() or bool(torch.isfinite(tensor).all()):
+            continue
+        nan = int(torch.isnan(tensor).sum())
+        inf = tensor.numel() - nan - int(torch.isfinite(tensor).sum())
+        what = " and ".join(part for part in (f"{nan} NaN" if nan else "", f"{inf} infinite" if inf else "") if part)
+        others = [n for n, t in state.items() if n != name and t.is_floating_point() and not bool(torch.isfinite(t).all())]
+        more = f" ({len(others)} more tensors too, e.g. {others[0]})" if others else ""
+        raise CheckpointError(f"{source}: tensor {name} holds non-finite values: {what} of {tensor.numel()}{more}; "
+                              f"the weights are damaged and would give NaN features, refusing them (use an intact "
+                              f"copy of the checkpoint)")
+    return state
 
 
 def _unwrap(raw: object, path: Path) -> dict[str, torch.Tensor]:

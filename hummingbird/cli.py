@@ -172,6 +172,7 @@ def _parse_pair(text: str, option: str) -> tuple[int, int]:
 
 
 def cmd_neighbours(args) -> int:
+    from hummingbird.atomic import save_image
     from hummingbird.results import write_json
     from hummingbird.segmenter import Segmenter
 
@@ -180,8 +181,7 @@ def cmd_neighbours(args) -> int:
     query = segmenter.query_neighbours(args.image, k=args.k, resize_mode=args.resize_mode, **where)
     picture = segmenter.figure(query)
     out = Path(args.out or f"{Path(args.image).stem}_r{query.row}c{query.col}_neighbours.png")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    picture.save(out)
+    save_image(picture, out)
     write_json(out.with_suffix(".json"), query.to_dict())
     print(f"wrote {out} and {out.with_suffix('.json')}")
     return 0
@@ -275,6 +275,8 @@ def _raise_terminated(signum, frame):
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     previous = signal.signal(signal.SIGTERM, _raise_terminated) if threading.current_thread() is threading.main_thread() else None
+    if previous is not None:  # past `ulimit -f` a write fails with EFBIG, named in one line, instead of killing us
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     try:
         with _output_locks(args):
             return COMMANDS[args.command](args)

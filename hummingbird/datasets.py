@@ -20,7 +20,9 @@ from PIL import Image
 from hummingbird.catalog import DEFAULT_SPLITS, IMAGE_SUFFIXES  # noqa: F401 (re-exported)
 from hummingbird.classes import ADE20K_CLASSES, VOC_CLASSES
 from hummingbird.errors import DatasetError
-from hummingbird.imageio import is_high_bit_depth, to_rgb8
+from hummingbird.imageio import is_high_bit_depth, read_rgb_stored, stored_image
+from hummingbird.notices import Once, warn
+from hummingbird.textfiles import read_lines
 
 IGNORE_INDEX = 255
 
@@ -55,6 +57,7 @@ class SegmentationDataset(torch.utils.data.Dataset):
         self.transform = transform
         self.seed, self.epoch = seed, 0
         self.min_side = 1  # callers set the backbone's patch size
+        self._conversion_noted = Once()
 
     @property
     def num_classes(self) -> int:
@@ -68,19 +71,16 @@ class SegmentationDataset(torch.utils.data.Dataset):
         return raw
 
     def read_image(self, index: int) -> Image.Image:
-        """8-bit RGB image; grayscale, palette, CMYK and RGBA images are converted, 16-bit and float ones
-        scaled to 0..255 (:func:`hummingbird.imageio.to_rgb8`; one warning per dataset)."""
+        """Upright 8-bit RGB image (EXIF orientation applied); grayscale, palette, CMYK and RGBA images are
+        converted, 16-bit and float ones scaled to 0..255 (:mod:`hummingbird.imageio`; one warning per
+        dataset, also with several loader workers)."""
         path = self.samples[index].image
-        try:
-            with Image.open(path) as img:
-                if img.mode != "RGB" and not getattr(self, "_warned_conversion", False):
-                    self._warned_conversion = True
-                    scaled = " scaled to 8 bits and" if is_high_bit_depth(img.mode) else ""
-                    warnings.warn(f"{path}: {img.mode} image{scaled} converted to RGB (further conversions in "
-                                  f"{self.root} are not reported)", stacklevel=2)
-                return to_rgb8(img, path)
-        except (OSError, SyntaxError, ValueError) as exc:
-            raise DatasetError(f"{path}: cannot read image, unreadable or truncated ({exc})") from exc
+        image, stored = read_rgb_stored(path)
+        if stored.mode != "RGB" and self._conversion_noted.claim():
+            scaled = " scaled to 8 bits and" if is_high_bit_depth(stored.mode) else ""
+            warn(f"{path}: {stored.mode} image{scaled} converted to RGB (further conversions in {self.root} are "
+                 f"not reported)")
+        return image
 
     def read_mask(self, index: int) -> np.ndarray:
         """Mask ``(H, W)`` int64 of class indices and ``IGNORE_INDEX``."""
@@ -107,8 +107,11 @@ class SegmentationDataset(torch.utils.data.Dataset):
         """Read and check one image and its mask (sizes agree, image at least ``min_side`` px)."""
         image, mask = self.read_image(index), self.read_mask(index)
         if mask.shape != (image.height, image.width):
+            turned = stored_image(self.samples[index].image)
+            why = (f" (the image is stored turned, EXIF orientation {turned.orientation}, and read upright as viewers "
+                   f"show it; the mask must be upright too)" if turned.turned else "")
             raise DatasetError(f"{self.samples[index].mask}: mask is {mask.shape[1]}x{mask.shape[0]} but its "
-                               f"image is {image.width}x{image.height}")
+                               f"image is {image.width}x{image.height}{why}")
         if min(image.width, image.height) < self.min_side:
             raise DatasetError(f"{self.samples[index].image}: image is {image.width}x{image.height}, smaller than "
                                f"one {self.min_side}-px patch")
@@ -325,7 +328,7 @@ def _folder_class_names(root: Path, samples: Sequence[SampleFiles], num_classes:
 def read_class_names(path: Path, num_classes: int | None = None) -> list[str]:
     """Class names from ``classes.txt`` (one per line, blank lines skipped), checked against
     ``num_classes`` when given and against the 255 indices an 8-bit mask can hold besides ignore."""
-    names = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    names = read_lines(path, "class list")
     if not names:
         raise DatasetError(f"{path}: lists no class names")
     if num_classes is not None and num_classes != len(names):
@@ -337,10 +340,7 @@ def read_class_names(path: Path, num_classes: int | None = None) -> list[str]:
 
 def read_id_list(path: str | Path) -> list[str]:
     """Ids from a text file, one per line (first whitespace-separated field; blank lines skipped)."""
-    path = Path(path)
-    if not path.is_file():
-        raise DatasetError(f"{path}: id list not found")
-    ids = [line.split()[0] for line in path.read_text().splitlines() if line.strip()]
+    ids = [line.split()[0] for line in read_lines(path, "id list")]
     if not ids:
         raise DatasetError(f"{path}: id list is empty")
     return [Path(i).stem if "/" in i else i for i in ids]
@@ -451,12 +451,12 @@ def _render_coco_masks(coco, image_ids: list[int], mask_dir: Path, lookup: dict[
     """Write ``<image id>.png`` index masks that are not in ``mask_dir`` yet (atomic, resumable)."""
     from tqdm.auto import tqdm
 
-    from hummingbird.atomic import atomic_path
+    from hummingbird.atomic import atomic_path, make_folder
 
     todo = [i for i in image_ids if not (mask_dir / f"{i}.png").is_file()]
     if not todo:
         return
-    mask_dir.mkdir(parents=True, exist_ok=True)
+    make_folder(mask_dir)
     for image_id in tqdm(todo, desc=f"render masks → {mask_dir}", disable=not progress, unit="img"):
         info = coco.imgs[image_id]
         mask = np.full((info["height"], info["width"]), background, dtype=np.uint8)

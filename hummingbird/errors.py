@@ -29,5 +29,9 @@ class OutputBusyError(HummingbirdError):
     """Another process is writing the same output (its lock file is held)."""
 
 
+class OutputError(HummingbirdError):
+    """A file or folder cannot be written (disk full, file size limit, read-only folder, no permission)."""
+
+
 class DownloadError(HummingbirdError):
     """An archive cannot be downloaded (offline, host not answering, HTTP error) or fails its checksum."""

@@ -18,7 +18,7 @@ from PIL import Image
 
 from hummingbird.datasets import IGNORE_INDEX, SampleFiles, SegmentationDataset
 from hummingbird.errors import BankError, ConfigError, DatasetError
-from hummingbird.imageio import read_rgb, to_rgb8
+from hummingbird.imageio import read_rgb, to_rgb8, upright
 
 MEMORY_DATASET = "memory"  # the ``dataset`` a bank built from in-memory examples records
 
@@ -28,13 +28,19 @@ def as_rgb(image, what: str = "image") -> Image.Image:
     if isinstance(image, (str, Path)):
         return read_rgb(image, ConfigError)
     if isinstance(image, Image.Image):
-        return to_rgb8(image, what)
+        return to_rgb8(upright(image), what)  # a photo opened by the caller is read upright too
     if isinstance(image, torch.Tensor):
         tensor = image.detach().cpu()
         if tensor.ndim == 3 and tensor.shape[0] in (1, 3) and tensor.shape[-1] not in (1, 3):
             tensor = tensor.permute(1, 2, 0)
         if tensor.is_floating_point():
-            tensor = (tensor.clamp(0, 1) * 255).round()
+            if not bool(torch.isfinite(tensor).all()):
+                raise ConfigError(f"{what}: float tensor holds NaN or infinite values")
+            low, high = (float(tensor.min()), float(tensor.max())) if tensor.numel() else (0.0, 0.0)
+            if low < 0 or high > 1:
+                raise ConfigError(f"{what}: float tensor with values in [{low:g}, {high:g}]; expected an image in "
+                                  f"[0, 1] (not normalised; divide 0..255 values by 255)")
+            tensor = (tensor * 255).round()
         image = tensor.to(torch.uint8).numpy()
     if isinstance(image, np.ndarray):
         array = image[..., 0] if image.ndim == 3 and image.shape[-1] == 1 else image

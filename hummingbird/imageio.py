@@ -11,14 +11,20 @@ white). Here they are scaled instead:
 
 16-bit RGB(A) PNGs are already reduced to 8 bits per channel by Pillow; grayscale, palette, CMYK and
 RGBA images are converted by Pillow (alpha dropped).
+
+Photos are read upright: an EXIF orientation (a phone photo stored sideways, tagged "rotate 90°") is
+applied, as image viewers, OpenCV's ``imread`` and mmsegmentation do, so the image has the size and
+content its user sees and its mask (stored as displayed, read as stored) lines up with it.
 """
 
 from __future__ import annotations
 
+import struct
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
 from hummingbird.errors import DatasetError, HummingbirdError
 
@@ -60,12 +66,62 @@ def to_rgb8(image: Image.Image, path: str | Path = "image") -> Image.Image:
     return image.convert("RGB")
 
 
-def read_rgb(path: str | Path, error: type[HummingbirdError] = DatasetError) -> Image.Image:
-    """Open ``path`` as 8-bit RGB (see :func:`to_rgb8`); problems raise ``error`` naming the file."""
+EXIF_ORIENTATION = 0x0112
+ORIENTATION_WORDS = {2: "mirrored", 3: "rotated 180°", 4: "mirrored upside down", 5: "mirrored and rotated 90°",
+                     6: "rotated 90° clockwise", 7: "mirrored and rotated 90°", 8: "rotated 90° counter-clockwise"}
+
+
+@dataclass(frozen=True)
+class StoredImage:
+    """What the file holds before reading: Pillow ``mode`` and EXIF ``orientation`` (1: upright)."""
+
+    mode: str
+    orientation: int = 1
+
+    @property
+    def turned(self) -> bool:
+        return self.orientation in ORIENTATION_WORDS
+
+
+def exif_orientation(image: Image.Image) -> int:
+    """EXIF orientation of an open image, 1 (as stored) when absent or unreadable."""
+    try:
+        value = int(image.getexif().get(EXIF_ORIENTATION, 1))
+    except (OSError, ValueError, TypeError, KeyError, SyntaxError, struct.error):  # malformed EXIF: ignored,
+        return 1  # as viewers do
+    return value if value in ORIENTATION_WORDS else 1
+
+
+def upright(image: Image.Image) -> Image.Image:
+    """``image`` turned as its EXIF orientation says (unchanged when it has none)."""
+    return ImageOps.exif_transpose(image) if exif_orientation(image) != 1 else image
+
+
+def read_rgb_stored(path: str | Path, error: type[HummingbirdError] = DatasetError
+                    ) -> tuple[Image.Image, StoredImage]:
+    """``path`` as upright 8-bit RGB (see :func:`to_rgb8`, :func:`upright`) and what the file held;
+    problems raise ``error`` naming the file. The one image reader of datasets, ``segment``,
+    ``neighbours``, the viewer and source crops."""
     try:
         with Image.open(path) as img:
-            return to_rgb8(img, path)
+            stored = StoredImage(img.mode, exif_orientation(img))
+            return to_rgb8(upright(img), path), stored
     except HummingbirdError as exc:
         raise error(str(exc)) from exc
+    except FileNotFoundError:
+        raise error(f"{path}: image file not found") from None
+    except IsADirectoryError:
+        raise error(f"{path}: is a folder, not an image file") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise error(f"{path}: cannot read image, unreadable or truncated ({exc})") from exc
+
+
+def read_rgb(path: str | Path, error: type[HummingbirdError] = DatasetError) -> Image.Image:
+    """``path`` as upright 8-bit RGB; problems raise ``error`` naming the file (:func:`read_rgb_stored`)."""
+    return read_rgb_stored(path, error)[0]
+
+
+def stored_image(path: str | Path) -> StoredImage:
+    """Mode and EXIF orientation of an image file, from its header (no pixels decoded)."""
+    with Image.open(path) as img:
+        return StoredImage(img.mode, exif_orientation(img))

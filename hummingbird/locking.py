@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+from hummingbird.atomic import make_folder, write_error
 from hummingbird.errors import OutputBusyError
 
 
@@ -26,11 +27,15 @@ def lock_path(output: str | Path) -> Path:
 @contextmanager
 def exclusive_output(output: str | Path, option: str = "--out") -> Iterator[Path]:
     """Hold the lock of ``output`` while the block runs; raise :class:`OutputBusyError` naming the lock
-    file and the process holding it if another process holds it."""
+    file and the process holding it if another process holds it, and
+    :class:`~hummingbird.errors.OutputError` naming the output when its folder cannot be written."""
     lock = lock_path(output)
-    lock.parent.mkdir(parents=True, exist_ok=True)
+    make_folder(lock.parent)
     while True:
-        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise write_error(output, exc) from exc
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -46,8 +51,11 @@ def exclusive_output(output: str | Path, option: str = "--out") -> Iterator[Path
         if current:
             break
         os.close(fd)
-    os.ftruncate(fd, 0)
-    os.write(fd, f"{os.getpid()}\n".encode())
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+    except OSError:  # a full disk or a size limit: the lock is held all the same, the pid is a courtesy
+        pass
     try:
         yield lock
     finally:

@@ -15,7 +15,9 @@ import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
+
 from hummingbird.errors import BankError
 from hummingbird.tensorfile import read_tensor_file, write_tensor_file
 
@@ -51,6 +53,23 @@ def check_metadata(recorded: dict, pipeline: dict, fields: tuple[str, ...], sour
     if diffs:
         raise BankError(f"{source}: {'' if what == 'bank' else what + ' '}built for another pipeline; "
                         + "; ".join(diffs))
+
+
+def non_finite_rows(features, chunk_rows: int = 1 << 16) -> np.ndarray:
+    """Indices of the rows of ``features (N, D)`` (a tensor or a memory-mapped array) that hold NaN or
+    infinite values, checked ``chunk_rows`` at a time."""
+    bad = [np.zeros(0, np.int64)]
+    for start in range(0, len(features), chunk_rows):
+        part = features[start:start + chunk_rows]
+        finite = torch.isfinite(part).all(1).numpy() if isinstance(part, torch.Tensor) else np.isfinite(part).all(1)
+        bad.append(np.flatnonzero(~finite) + start)
+    return np.concatenate(bad)
+
+
+def non_finite_message(source: str | Path, rows: np.ndarray, total: int) -> str:
+    """``<source>: n of N feature rows hold NaN or infinite values (rows a, b, ...)``."""
+    shown = ", ".join(map(str, rows[:5].tolist())) + (" ..." if len(rows) > 5 else "")
+    return f"{source}: {len(rows)} of {total} feature rows hold NaN or infinite values (rows {shown})"
 
 
 def tensors_checksum(tensors: dict[str, torch.Tensor]) -> str:
@@ -90,6 +109,19 @@ class MemoryBank:
     def dim(self) -> int:
         return self.features.shape[1]
 
+    def check_finite(self, source: str | Path, consequence: str) -> None:
+        """Raise :class:`BankError` naming ``source``, the rows (and their images) whose features hold NaN
+        or infinite values, followed by ``consequence``."""
+        rows = non_finite_rows(self.features)
+        if not len(rows):
+            return
+        ids = self.metadata.get("image_ids")
+        images = ""
+        if ids and len(self.views):
+            seen = list(dict.fromkeys(self.image_index(torch.from_numpy(rows[:100])).tolist()))
+            images = f"; images {', '.join(str(ids[i]) for i in seen[:5] if 0 <= i < len(ids))}"
+        raise BankError(non_finite_message(source, rows, len(self)) + images + "; " + consequence)
+
     @property
     def num_classes(self) -> int:
         return self.labels.shape[1]
@@ -100,7 +132,10 @@ class MemoryBank:
 
     def save(self, path: str | Path) -> Path:
         """Write the bank atomically (temporary file, then rename); its metadata gains the format
-        version, row count and checksum written (the checksum a stored search index refers to)."""
+        version, row count and checksum written (the checksum a stored search index refers to). A bank
+        with non-finite features is refused, nothing written."""
+        self.check_finite(path, "the backbone gave non-finite features (damaged weights? float16 overflow?); "
+                                "the bank was not written")
         tensors = {"features": self.features.contiguous(), "labels": self.labels.contiguous(),
                    "sources": self.sources.contiguous(), "views": self.views.contiguous()}
         self.metadata.update(format_version=FORMAT_VERSION, num_patches=len(self), checksum=tensors_checksum(tensors))
@@ -123,8 +158,10 @@ class MemoryBank:
         if expected != actual:
             raise BankError(f"{path}: bank checksum mismatch (stored {str(expected)[:20]}…, computed "
                             f"{actual[:20]}…); the file is corrupted")
-        return cls(tensors["features"], tensors["labels"], tensors["sources"], tensors["views"],
+        bank = cls(tensors["features"], tensors["labels"], tensors["sources"], tensors["views"],
                    upgrade_metadata(meta))
+        bank.check_finite(path, "the bank is unusable; build it again")
+        return bank
 
     def check_compatible(self, pipeline: dict, source: str = "memory bank") -> None:
         """Raise :class:`BankError` listing every field where the bank and ``pipeline`` differ."""

@@ -111,6 +111,8 @@ def build_memory_bank(features: TokenFeatures, dataset: SegmentationDataset, inp
         "feature_dtype": "float16" if fp16 else "float32",
         "build_seconds": round(time.perf_counter() - started, 3),
     })
+    bank.check_finite(f"memory built from {dataset.root}", "the backbone gave non-finite features (damaged "
+                                                           "weights? float16 overflow?)")
     return bank
 
 

@@ -14,7 +14,7 @@ from typing import Sequence
 import numpy as np
 
 from hummingbird import render
-from hummingbird.atomic import atomic_path
+from hummingbird.atomic import make_folder, save_image
 from hummingbird.datasets import IGNORE_INDEX, SegmentationDataset
 from hummingbird.errors import ConfigError
 from hummingbird.metrics import ConfusionMatrix
@@ -40,8 +40,7 @@ def evaluate_and_save(features, decoder, dataset: SegmentationDataset, out_dir: 
     ``out_dir/<id>.png`` (``overlay``: also ``<id>_overlay.png``, the image blended at ``alpha`` with a
     legend), from the batches of :func:`hummingbird.pipeline.predictions`."""
     check_prediction_dir(dataset, out_dir)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = make_folder(out_dir)
     confusion = ConfusionMatrix(dataset.num_classes, IGNORE_INDEX)
     names = list(dataset.class_names)
     for predicted in predictions(features, decoder, dataset, opts, indices, desc="evaluate"):
@@ -54,6 +53,5 @@ def evaluate_and_save(features, decoder, dataset: SegmentationDataset, out_dir: 
             if overlay:
                 image = dataset.read_image(int(index))
                 picture = render.with_legend(render.overlay(image, labels, palette, alpha), labels, names, palette)
-                with atomic_path(out_dir / f"{image_id}_overlay.png") as tmp:
-                    picture.save(tmp, format="PNG")
+                save_image(picture, out_dir / f"{image_id}_overlay.png", format="PNG")
     return confusion

@@ -101,9 +101,8 @@ def neighbour_grid(query: Image.Image, labels: np.ndarray, query_box: tuple[floa
 
 def save_label_png(labels: np.ndarray, palette: np.ndarray, path: str | Path) -> None:
     """Label map ``(H, W)`` → palette PNG at ``path`` (atomic): the one writer of label maps."""
-    from hummingbird.atomic import atomic_path
+    from hummingbird.atomic import save_image
 
     image = Image.fromarray(labels.astype(np.uint8), mode="P")
     image.putpalette(palette.flatten().tolist())
-    with atomic_path(path) as tmp:
-        image.save(tmp, format="PNG")
+    save_image(image, path, format="PNG")

@@ -22,13 +22,16 @@ from typing import Iterator
 import numpy as np
 import torch
 
+from hummingbird.atomic import make_folder
 from hummingbird.datasets import SegmentationDataset
 from hummingbird.errors import BankError
-from hummingbird.memory import COMPATIBILITY_FIELDS, MemoryBank, check_metadata, upgrade_metadata
+from hummingbird.memory import (COMPATIBILITY_FIELDS, MemoryBank, check_metadata, non_finite_message,
+                                non_finite_rows, upgrade_metadata)
 from hummingbird.pipeline import build_memory_bank
 from hummingbird.protocols import PROTOCOLS
 from hummingbird.results import write_json
 from hummingbird.rows import RowGather  # noqa: F401 (re-exported)
+from hummingbird.textfiles import read_text
 
 MANIFEST = "manifest.json"
 _NUMPY_DTYPES = {"F32": np.float32, "F16": np.float16, "I32": np.int32, "I64": np.int64, "U8": np.uint8}
@@ -74,7 +77,7 @@ def build_sharded_bank(features, dataset: SegmentationDataset, out_dir: str | Pa
     """
     protocol = protocol or PROTOCOLS["default"]
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    make_folder(out_dir)
     written = []
     for i, (epoch, start, end) in enumerate(shard_plan(len(dataset), augmentation_epochs, shard_images)):
         if i % world != rank:
@@ -119,7 +122,10 @@ class ShardedBank:
         manifest = self.directory / MANIFEST
         if not manifest.is_file():
             raise BankError(f"{self.directory}: no {MANIFEST} (an unfinished sharded build? run it again to resume)")
-        data = json.loads(manifest.read_text())
+        try:
+            data = json.loads(read_text(manifest, "sharded bank manifest", BankError))
+        except json.JSONDecodeError as exc:
+            raise BankError(f"{manifest}: not a valid sharded bank manifest ({exc})") from exc
         self.metadata = upgrade_metadata(data["metadata"])
         self.shard_files = [self.directory / s["file"] for s in data["shards"]]
         arrays = [mmap_tensors(p) for p in self.shard_files]
@@ -145,8 +151,14 @@ class ShardedBank:
         return list(self.metadata.get("class_names") or [f"class_{i}" for i in range(self.num_classes)])
 
     def feature_chunks(self) -> Iterator[np.ndarray]:
-        """Each shard's ``(n, D)`` features (memory-mapped)."""
-        yield from self._features
+        """Each shard's ``(n, D)`` features (memory-mapped), checked for NaN and infinite values as they are
+        read (:class:`BankError` naming the shard and rows)."""
+        for path, features in zip(self.shard_files, self._features):
+            rows = non_finite_rows(features)
+            if len(rows):
+                raise BankError(non_finite_message(path, rows, len(features)) + "; the bank is unusable; delete "
+                                "this shard and run the build again to redo it")
+            yield features
 
     def check_compatible(self, pipeline: dict, source: str = "memory bank") -> None:
         check_metadata(self.metadata, pipeline, COMPATIBILITY_FIELDS, source)

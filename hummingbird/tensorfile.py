@@ -14,8 +14,9 @@ from hummingbird.errors import BankError
 
 
 def write_tensor_file(path: str | Path, tensors: dict[str, torch.Tensor], key: str, metadata: dict) -> Path:
-    """Write ``tensors`` and ``metadata`` (as JSON under ``key``) atomically."""
-    with atomic_path(path) as tmp:
+    """Write ``tensors`` and ``metadata`` (as JSON under ``key``) atomically; a failed write (disk full,
+    file size limit, ...) is an :class:`~hummingbird.errors.OutputError` naming ``path``."""
+    with atomic_path(path, errors=(SafetensorError,)) as tmp:
         save_file({k: v.contiguous() for k, v in tensors.items()}, tmp,
                   metadata={key: json.dumps(metadata, sort_keys=True)})
     return Path(path)

@@ -6,12 +6,11 @@ import warnings
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
-from PIL import Image
 from tqdm.auto import tqdm
 
 from hummingbird.datasets import IGNORE_INDEX, FolderSegmentation, load_dataset
 from hummingbird.errors import DatasetError
-from hummingbird.imageio import is_high_bit_depth
+from hummingbird.imageio import is_high_bit_depth, stored_image
 
 
 @dataclass
@@ -25,6 +24,7 @@ class DatasetReport:
     problems: list[str] = field(default_factory=list)
     converted_images: list[str] = field(default_factory=list)
     scaled_images: list[str] = field(default_factory=list)  # 16-bit / 32-bit / float pixels scaled to 8 bits
+    rotated_images: list[str] = field(default_factory=list)  # EXIF orientation applied: read upright
     class_pixels: dict[str, int] = field(default_factory=dict)
     ignored_pixels: int = 0
 
@@ -44,6 +44,9 @@ class DatasetReport:
         if self.scaled_images:
             lines.append(f"  note: {len(self.scaled_images)} images have 16-bit, 32-bit or float pixels and will be "
                          f"scaled to 8 bits (e.g. {self.scaled_images[0]})")
+        if self.rotated_images:
+            lines.append(f"  note: {len(self.rotated_images)} images carry an EXIF rotation and are read upright, "
+                         f"as viewers show them; their masks must be upright too (e.g. {self.rotated_images[0]})")
         total = sum(self.class_pixels.values())
         if total:
             lines.append("  class pixel frequencies:")
@@ -81,18 +84,15 @@ def scan_dataset(kind: str, root: str, split: str, num_classes: int | None = Non
             except DatasetError as exc:
                 report.problems.append(str(exc))
                 continue
-        mode = _file_mode(sample.image)
-        if mode != "RGB":
+        stored = stored_image(sample.image)
+        if stored.mode != "RGB":
             report.converted_images.append(str(sample.image))
-        if is_high_bit_depth(mode):
-            report.scaled_images.append(f"{sample.image} ({mode})")
+        if is_high_bit_depth(stored.mode):
+            report.scaled_images.append(f"{sample.image} ({stored.mode})")
+        if stored.turned:
+            report.rotated_images.append(f"{sample.image} (EXIF orientation {stored.orientation})")
         valid = mask[mask != IGNORE_INDEX]
         counts += np.bincount(valid.ravel(), minlength=dataset.num_classes)[: dataset.num_classes]
         report.ignored_pixels += int(mask.size - valid.size)
     report.class_pixels = {name: int(c) for name, c in zip(dataset.class_names, counts)}
     return report
-
-
-def _file_mode(path) -> str:
-    with Image.open(path) as img:
-        return img.mode

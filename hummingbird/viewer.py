@@ -16,6 +16,7 @@ from typing import Sequence
 import numpy as np
 from PIL import Image
 
+from hummingbird.atomic import make_folder, save_image, write_text
 from hummingbird.memory import MemoryBank
 from hummingbird.neighbours import QueryResult, SourceImages, describe_row
 from hummingbird.render import colour_labels
@@ -25,7 +26,7 @@ SOURCE_MAX_SIDE = 640
 
 
 def write_viewer_data(path: str | Path, data: dict) -> None:
-    Path(path).write_text(DATA_PREFIX + json.dumps(data, separators=(",", ":")) + ";\n")
+    write_text(path, DATA_PREFIX + json.dumps(data, separators=(",", ":")) + ";\n")
 
 
 def read_viewer_data(path: str | Path) -> dict:
@@ -45,15 +46,14 @@ def build_viewer_data(bank: MemoryBank, queries: Sequence[tuple[str, QueryResult
     share], ...] (classes of the label map, largest first), neighbours: [h*w*k memory-table indices],
     similarities: [h*w*k] (3 decimals)}``.
     """
-    images = out_dir / "images"
-    images.mkdir(parents=True, exist_ok=True)
+    images = make_folder(out_dir / "images")
     table: dict[int, int] = {}
     memory_rows, source_files, source_slot, source_scale = [], [], {}, {}
     out_queries = []
     for q, (name, result) in enumerate(queries):
         stem = f"query{q:03d}"
-        result.image.save(images / f"{stem}.jpg", quality=90)
-        Image.fromarray(colour_labels(result.labels, palette)).save(images / f"{stem}_labels.png")
+        save_image(result.image, images / f"{stem}.jpg", quality=90)
+        save_image(Image.fromarray(colour_labels(result.labels, palette)), images / f"{stem}_labels.png")
         h, w, k = result.rows.shape
         flat_rows, flat_sims = result.rows.reshape(-1), result.similarities.reshape(-1)
         refs = []
@@ -63,8 +63,8 @@ def build_viewer_data(bank: MemoryBank, queries: Sequence[tuple[str, QueryResult
                 if n.image_index not in source_slot:
                     img = sources.open(n.image_index)
                     scale = min(1.0, SOURCE_MAX_SIDE / max(img.size))
-                    img.resize((round(img.width * scale), round(img.height * scale)), Image.BILINEAR).save(
-                        images / f"source{len(source_files):05d}.jpg", quality=88)
+                    save_image(img.resize((round(img.width * scale), round(img.height * scale)), Image.BILINEAR),
+                               images / f"source{len(source_files):05d}.jpg", quality=88)
                     source_slot[n.image_index] = len(source_files)
                     source_scale[n.image_index] = scale
                     source_files.append({"file": f"images/source{len(source_files):05d}.jpg", "id": n.image_id})
@@ -94,9 +94,7 @@ def class_shares(labels: np.ndarray, num_classes: int) -> list[list]:
 
 def write_viewer(out_dir: str | Path, data: dict) -> Path:
     """Write ``index.html`` and ``data.js`` into ``out_dir``; returns the page's path."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = make_folder(out_dir)
     write_viewer_data(out_dir / "data.js", data)
-    page = resources.files("hummingbird").joinpath("viewer.html").read_text()
-    (out_dir / "index.html").write_text(page)
+    write_text(out_dir / "index.html", resources.files("hummingbird").joinpath("viewer.html").read_text())
     return out_dir / "index.html"

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -55,6 +59,40 @@ def write_ade(root: Path, n: int = 2) -> Path:
             raw[:, 8:16], raw[:, 16:24], raw[:, 24:] = 1, 150, 13
             Image.fromarray(raw).save(ade / "annotations" / split / f"{stem}.png")
     return root
+
+
+def leftovers(folder: Path) -> list[str]:
+    """Temporary or lock files an interrupted write would leave anywhere under ``folder``."""
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.name.endswith((".tmp", ".lock")))
+
+
+def rotated_jpeg(upright: np.ndarray, path: Path, orientation: int = 6) -> None:
+    """``upright (H, W, 3)`` stored as a camera does: pixels turned, EXIF orientation 6 or 8 saying how to
+    turn them back (6: rotate 90° clockwise to display, 8: 90° counter-clockwise)."""
+    turn = Image.Transpose.ROTATE_90 if orientation == 6 else Image.Transpose.ROTATE_270
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    Image.fromarray(upright).transpose(turn).save(path, quality=95, exif=exif)
+
+
+@contextmanager
+def unwritable(folder: Path):
+    """Make ``folder`` refuse new files while the block runs: ``chmod 555``, or for root (who ignores
+    modes) ``chattr +i``; skips the test where neither works."""
+    if os.geteuid() != 0:
+        folder.chmod(0o555)
+        try:
+            yield
+        finally:
+            folder.chmod(0o755)
+        return
+    if shutil.which("chattr") is None or subprocess.run(["chattr", "+i", str(folder)],
+                                                        capture_output=True).returncode != 0:
+        pytest.skip("running as root without chattr +i: cannot make a folder unwritable")
+    try:
+        yield
+    finally:
+        subprocess.run(["chattr", "-i", str(folder)], check=True)
 
 
 @pytest.fixture

@@ -1,5 +1,7 @@
 """Malformed input: every problem ends in one clear line naming the file and the problem (exit 2),
-never in a traceback; bank files are checked; interrupted builds leave no partial bank."""
+never in a traceback; bank files are checked; interrupted builds leave no partial bank. (The command-line
+rows — missing folders, unpaired or malformed masks, split lists, file sets, weights of another
+architecture, banks of other classes — are in the bad-input matrix, test_bad_input_matrix.py.)"""
 
 import json
 import os
@@ -40,36 +42,6 @@ def ds(tmp_path):
     return write_folder_dataset(tmp_path / "ds", n_train=3, n_val=1)
 
 
-def test_missing_dataset_folder(tmp_path, capsys):
-    code, err = build(tmp_path / "nowhere", tmp_path / "b.safetensors", capsys=capsys)
-    assert code == 2 and "nowhere: dataset folder does not exist" in err
-
-
-def test_empty_dataset_folder(tmp_path, capsys):
-    (tmp_path / "empty").mkdir()
-    code, err = build(tmp_path / "empty", tmp_path / "b.safetensors", capsys=capsys)
-    assert code == 2 and "empty: dataset folder is empty" in err
-
-
-def test_image_without_mask_lists_them(ds, tmp_path, capsys):
-    for i in (0, 1):
-        (ds / "masks" / f"img00{i}.png").unlink()
-    code, err = build(ds, tmp_path / "b.safetensors", capsys=capsys)
-    assert code == 2 and "masks: 2 images have no mask <id>.png: img000.png, img001.png" in err
-
-
-def test_mask_without_image_lists_them(ds, tmp_path, capsys):
-    (ds / "images" / "img002.png").unlink()
-    code, err = build(ds, tmp_path / "b.safetensors", capsys=capsys)
-    assert code == 2 and "masks: 1 masks have no image" in err and "img002.png" in err
-
-
-def test_unreadable_image(ds, tmp_path, capsys):
-    (ds / "images" / "img001.png").write_bytes(b"this is not an image")
-    code, err = build(ds, tmp_path / "b.safetensors", capsys=capsys)
-    assert code == 2 and "img001.png: cannot read image, unreadable or truncated" in err
-
-
 def test_truncated_image_reported_through_loader_workers(ds, tmp_path, capsys):
     path = ds / "images" / "img002.png"
     data = path.read_bytes()
@@ -80,39 +52,6 @@ def test_truncated_image_reported_through_loader_workers(ds, tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2 and "img002.png: cannot read image, unreadable or truncated" in err
     assert "Traceback" not in err and err.count("\n") == 2  # the memory line and the error line
-
-
-def test_mask_of_another_size(ds, tmp_path, capsys):
-    Image.fromarray(np.zeros((32, 48), np.uint8)).save(ds / "masks" / "img001.png")
-    code, err = build(ds, tmp_path / "b.safetensors", capsys=capsys)
-    assert code == 2 and "img001.png: mask is 48x32 but its image is 64x64" in err
-
-
-def test_mask_values_outside_class_range(ds, tmp_path, capsys):
-    mask = np.zeros((64, 64), np.uint8)
-    mask[0, :3] = [7, 9, 255]
-    Image.fromarray(mask).save(ds / "masks" / "img003.png")
-    code, err = build(ds, tmp_path / "b.safetensors", capsys=capsys)
-    assert code == 2 and "img003.png: mask values [7, 9] are outside the 4 classes [0, 3]" in err
-
-
-def test_rgb_palette_mask_is_explained(ds, tmp_path, capsys):
-    Image.fromarray(np.zeros((64, 64, 3), np.uint8)).save(ds / "masks" / "img000.png")
-    code, err = build(ds, tmp_path / "b.safetensors", capsys=capsys)
-    assert code == 2 and "img000.png: mask is a 3-channel colour image" in err and "class indices" in err
-
-
-def test_split_listing_missing_ids(ds, tmp_path, capsys):
-    (ds / "splits" / "train.txt").write_text("img000\nimg404\n")
-    code, err = build(ds, tmp_path / "b.safetensors", capsys=capsys, split="train")
-    assert code == 2 and "train.txt: 1 ids have no image" in err and "img404" in err
-
-
-def test_fileset_listing_missing_ids(ds, tmp_path, capsys):
-    fileset = tmp_path / "few.txt"
-    fileset.write_text("img000\nnope_1\nnope_2\n")
-    code, err = build(ds, tmp_path / "b.safetensors", "--fileset", str(fileset), capsys=capsys)
-    assert code == 2 and "few.txt: 2 ids are not in split 'all'" in err and "nope_1, nope_2" in err
 
 
 def test_grayscale_and_rgba_images_are_converted_with_one_warning(ds):
@@ -128,30 +67,12 @@ def test_grayscale_and_rgba_images_are_converted_with_one_warning(ds):
     assert len(messages) == 1 and "img000.png: L image converted to RGB" in messages[0]
 
 
-def test_image_smaller_than_one_patch(ds, tmp_path, capsys):
-    Image.fromarray(np.zeros((8, 12, 3), np.uint8)).save(ds / "images" / "img002.png")
-    Image.fromarray(np.zeros((8, 12), np.uint8)).save(ds / "masks" / "img002.png")
-    code, err = build(ds, tmp_path / "b.safetensors", capsys=capsys)
-    assert code == 2 and "img002.png: image is 12x8, smaller than one 16-px patch" in err
-
-
 def test_input_size_not_multiple_of_patch(ds, tmp_path, capsys):
     code = main(["build-memory", "--dataset", "folder", "--data-root", str(ds), "--backbone", "dinov2_vits14",
                  "--weights", "random", "--input-size", "512", "--out", str(tmp_path / "b.safetensors")])
     err = capsys.readouterr().err
     assert code == 2 and "input size 512x512 is not a multiple of dinov2_vits14's patch size 14" in err
     assert "--input-size 518" in err
-
-
-def test_weights_of_another_architecture(ds, tmp_path, capsys):
-    from hummingbird.backbones import load_backbone
-
-    path = tmp_path / "vitb.pth"
-    torch.save(load_backbone("dino_vitb16", weights="random", depth=1).model.state_dict(), path)
-    code = main(["build-memory", "--dataset", "folder", "--data-root", str(ds), "--backbone", "dino_vits16",
-                 "--weights", str(path), "--out", str(tmp_path / "b.safetensors")])
-    err = capsys.readouterr().err
-    assert code == 2 and "vitb.pth: weights do not fit this backbone" in err and "missing keys" in err
 
 
 @pytest.fixture
@@ -184,12 +105,6 @@ def test_bank_of_another_feature_kind(bank_path):
     bank = MemoryBank.load(bank_path)
     with pytest.raises(BankError, match="feature_kind: bank has 'tokens', pipeline has 'fungi'"):
         bank.check_compatible({"feature_kind": "fungi", "feature_dim": 384}, source=str(bank_path))
-
-
-def test_bank_of_another_class_list(ds, bank_path, capsys):
-    (ds / "classes.txt").write_text("sky\nred\ngreen\nblue\n")
-    code, err = _evaluate(ds, bank_path, capsys=capsys)
-    assert code == 2 and f"{bank_path}: built for other classes" in err and "0: 'bg' vs 'sky'" in err
 
 
 def test_corrupted_bank_fails_its_checksum(bank_path, capsys, ds):

@@ -172,3 +172,13 @@ def test_a_dataset_bank_grown_from_python_shows_both_kinds_of_sources(blocks, tm
     nearest = segmenter.neighbours(images[0], patch=(1, 1), k=3)
     assert nearest[0].image_id == "example_00008" and nearest[0].similarity > 0.999  # the added image itself
     assert segmenter.neighbours_figure(images[0], patch=(1, 1), k=3).width > 0  # dataset and added sources open
+
+
+def test_fungi_features_through_the_same_options(blocks, tmp_path):
+    images, masks = _pairs(blocks, ["img000", "img001", "img002", "img003"])
+    support = tmp_path / "support.safetensors"
+    segmenter = Segmenter.from_examples(images, masks, features="fungi", fungi_support=str(support), **RANDOM)
+    assert support.is_file() and segmenter.bank.metadata["feature_kind"] == "fungi" and segmenter.bank.dim == 768
+    photo = np.array(Image.open(blocks / "images" / "img010.png"))
+    path = segmenter.save(tmp_path / "fungi.safetensors")
+    assert np.array_equal(Segmenter.load(path, k=5).segment(photo), segmenter.segment(photo))  # the bank's support
