@@ -31,6 +31,7 @@ from fungi_dense.support import SupportMemory
 from fungi_dense.variants import DEFAULT_VARIANT, VARIANTS
 from hummingbird.backbones import encoder_from_weights_file
 from hummingbird.features import TokenFeatures
+from hummingbird.precision import PRECISIONS, processor, resolve_precision
 from hummingbird.results import write_json
 
 MODES = ("tokens", "fungi-dense", "fungi-fast")
@@ -55,7 +56,7 @@ def _support(encoder, args) -> SupportMemory:
 
 
 def _features(mode: str, args):
-    encoder = encoder_from_weights_file(args.backbone, args.weights).to(args.device)
+    encoder = encoder_from_weights_file(args.backbone, args.weights, precision=args.precision).to(args.device)
     if mode == "tokens":
         return TokenFeatures(encoder)
     projection = mode.split("-")[1]
@@ -110,6 +111,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--objective-variant", choices=list(VARIANTS), default=DEFAULT_VARIANT,
                    help="FUNGI InfoNCE form (default %(default)s)")
+    p.add_argument("--precision", choices=PRECISIONS, default="fp32",
+                   help="backbone (and backward pass) precision of every mode (auto: as the CLI's)")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="runs/bench_fungi.json")
@@ -133,7 +136,8 @@ def main(argv: list[str] | None = None) -> int:
           f"dense {errors['dense_mean_abs_cosine_error']:.4f}, fast {errors['fast_mean_abs_cosine_error']:.4f} "
           f"mean |Δcos|")
     report = {"machine": {"platform": platform.platform(), "device": args.device, "torch": torch.__version__,
-                          "threads": args.threads or torch.get_num_threads()},
+                          "threads": args.threads or torch.get_num_threads(), "processor": processor()},
+              "precision": resolve_precision(args.precision, args.device),
               "backbone": args.backbone, "objective_variant": args.objective_variant, "input_size": args.input_size, "images": args.images,
               "batch_size": args.batch_size, "support_images": args.support_images, "modes": rows,
               "projection_errors": errors}

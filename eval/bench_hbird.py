@@ -1,15 +1,22 @@
 #!/usr/bin/env python
 """What an evaluation costs on this machine, stage by stage, against the backbone alone.
 
-Default run (CPU, a few minutes on 2 cores): a memory bank from --train-images real Pascal VOC train
+First, as a user sees it (real VOC only; ``--no-cli-runs`` skips it): ``hummingbird build-memory`` of
+the first --train-images VOC train ids, then ``hummingbird evaluate`` of the first --val-images val ids,
+each a fresh process (start-up, model and bank loading included), --repeats times interleaved, in
+--precision: seconds per image of each whole run, their spread, and evaluate / build per image. The
+report names the CPU's model and its bf16 flags.
+
+Then, in process (CPU, a few minutes on 2 cores): a memory bank from --train-images real Pascal VOC train
 images (``../shared/voc`` when present, else generated block scenes) at --input-size, every labelled
 patch kept (≈ 1,024 patches per image at 448 px with ViT-S/14, so ≥ 100k patches), the real DINOv2
 ViT-S/14 weights named by ``../shared/weights/weights.json`` when present (else a seeded random init:
 speed does not depend on weights). Then on --val-images validation images it prints and writes (JSON):
 
-  * seconds per image of the backbone alone (images already in memory);
-  * seconds per image of the whole evaluation (data loading, backbone, search, label gather, soft
-    labels, upsample, argmax, metric update), its per-stage split, and evaluation / backbone;
+  * seconds per image of the backbone alone (images already in memory, same process and precision);
+  * seconds per image of the whole evaluation loop, the marginal cost of one more image (data
+    loading, backbone, search, label gather, soft labels, upsample, argmax, metric update), its
+    per-stage split, and evaluation / backbone;
   * the decoder alone (on the same query features) with the default search (--index, default
     ``auto``) and with exact search (faiss ``Flat``), per stage, and the pixel agreement of the two;
   * the index build time and peak resident memory.
@@ -45,6 +52,7 @@ from hummingbird.features import TokenFeatures
 from hummingbird.index import NeighbourIndex
 from hummingbird.memory import MemoryBank
 from hummingbird.pipeline import LoaderOptions, build_memory_bank, confusion_of, make_decoder
+from hummingbird.precision import PRECISIONS, processor
 from hummingbird.profiling import NO_TIMER, STAGES, StageTimer
 from hummingbird.search import auto_spec
 from hummingbird.results import write_json
@@ -52,6 +60,7 @@ from hummingbird.synthetic import write_block_dataset
 from hummingbird.transforms import EvalResize, MemoryAugment
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # eval/cli_runs.py
 EXACT_REFERENCE = "Flat"  # faiss exact search: the reference the default search is compared with
 
 
@@ -82,8 +91,8 @@ def synchronize(device: str) -> None:
 
 
 def machine(device: str) -> dict:
-    info = {"cpu_threads": torch.get_num_threads(), "platform": platform.platform(), "device": device,
-            "python": platform.python_version(), "torch": torch.__version__}
+    info = {"cpu": processor(), "cpu_threads": torch.get_num_threads(), "platform": platform.platform(),
+            "device": device, "python": platform.python_version(), "torch": torch.__version__}
     try:
         import faiss
 
@@ -176,15 +185,15 @@ def bench_evaluation(args) -> dict:
     weights = args.weights
     if weights == "auto":
         weights = shared_weights(args.backbone) or "random"
-    features = TokenFeatures(encoder_from_weights_file(args.backbone, weights)).to(device)
+    features = TokenFeatures(encoder_from_weights_file(args.backbone, weights, precision=args.precision)).to(device)
     opts = LoaderOptions(batch_size=args.batch_size, num_workers=args.num_workers, device=device, progress=False)
     out = {"backbone": args.backbone, "weights": weights, "input_size": args.input_size, "index": args.index,
-           "k": args.k}
+           "k": args.k, "precision": features.encoder.active_precision}
     with tempfile.TemporaryDirectory() as tmp:
         train, val, what = datasets(args, Path(tmp))
         out["data"] = what
         print(f"{args.backbone} ({Path(weights).name if weights != 'random' else 'random weights'}) at "
-              f"{args.input_size} px on {device}; {what}: {len(train)} train / {len(val)} val images")
+              f"{args.input_size} px on {device} in {out['precision']}; {what}: {len(train)} train / {len(val)} val images")
 
         started = time.perf_counter()
         bank = build_memory_bank(features, train, args.input_size, memory_size=args.memory_size, seed=args.seed,
@@ -296,6 +305,43 @@ def sweep_search(bank: MemoryBank, feats: list[torch.Tensor], batches: list[dict
     return rows
 
 
+# ----------------------------------------------------------------------------- whole command-line runs
+
+def bench_cli_runs(args, weights: str) -> dict:
+    """``hummingbird build-memory`` then ``hummingbird evaluate`` as a user runs them (fresh processes,
+    start-up and model load included), --repeats times each, on the first --train-images / --val-images
+    ids of real VOC, in --precision: seconds per image of each whole run, their spread, and
+    evaluate / build per image."""
+    from cli_runs import run_cli, spread, voc_subset
+
+    root = Path(args.data_root) if args.data_root else shared_voc()
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        train_file, val_file, val_ids = voc_subset(root, tmp, args.train_images, args.val_images)
+        common = ["--dataset", "voc", "--data-root", str(root), "--input-size", str(args.input_size),
+                  "--batch-size", str(args.batch_size), "--precision", args.precision, "--device", args.device,
+                  "--no-progress"]
+        bank = tmp / "bank.safetensors"
+        build = ["build-memory", *common, "--split", "train", "--fileset", str(train_file), "--backbone",
+                 args.backbone, "--weights", weights, "--out", str(bank)]
+        evaluate = ["evaluate", *common, "--split", "val", "--fileset", str(val_file), "--bank", str(bank),
+                    "--out", str(tmp / "result.json")]
+        build_s, eval_s = [], []
+        for _ in range(args.repeats):  # interleaved, so a change in machine load hits both commands
+            build_s.append(run_cli(build))
+            eval_s.append(run_cli(evaluate))
+        out = {"build": spread(build_s, args.train_images), "evaluate": spread(eval_s, len(val_ids)),
+               "commands": [" ".join(["hummingbird", *build]), " ".join(["hummingbird", *evaluate])]}
+    out["evaluate_over_build"] = round(out["evaluate"]["s_per_image"] / out["build"]["s_per_image"], 3)
+    ratios = [(e / len(val_ids)) / (b / args.train_images) for b, e in zip(build_s, eval_s)]
+    out["evaluate_over_build_runs"] = [round(r, 3) for r in ratios]
+    print(f"whole CLI runs ({args.repeats}x, {args.precision}): build-memory {out['build']['s_per_image']:.3f} s/image "
+          f"(spread {100 * out['build']['spread']:.0f} %), evaluate {out['evaluate']['s_per_image']:.3f} s/image "
+          f"(spread {100 * out['evaluate']['spread']:.0f} %); evaluate / build = {out['evaluate_over_build']:.2f} "
+          f"(runs: {', '.join(f'{r:.2f}' for r in ratios)})", flush=True)
+    return out
+
+
 # ----------------------------------------------------------------------------- throughput (--throughput)
 
 def bench_tokens(features: TokenFeatures, images: int, size: int, batch: int, device: str) -> dict:
@@ -379,7 +425,7 @@ def bench_throughput(args) -> dict:
 
 # ----------------------------------------------------------------------------- command line
 
-GPU_RUN = {"synthetic": True, "train_images": 100, "val_images": 1449, "input_size": 504, "memory_size": 102_400,
+GPU_RUN = {"synthetic": True, "cli_runs": False, "train_images": 100, "val_images": 1449, "input_size": 504, "memory_size": 102_400,
            "device": "cuda", "batch_size": 16, "num_workers": 8, "agreement_images": 64, "unprofiled": True}
 
 
@@ -395,7 +441,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--input-size", type=int, default=448)
     g.add_argument("--train-images", type=int, default=100)
     g.add_argument("--memory-size", type=int, default=None, help="default: every labelled patch")
-    g.add_argument("--val-images", type=int, default=24)
+    g.add_argument("--val-images", type=int, default=50)
+    g.add_argument("--cli-runs", action=argparse.BooleanOptionalAction, default=True,
+                   help="time whole hummingbird build-memory / evaluate runs (real VOC only)")
+    g.add_argument("--repeats", type=int, default=2, help="whole CLI runs per command")
     g.add_argument("--agreement-images", type=int, default=None,
                    help="images compared with exact search (default: all --val-images)")
     g.add_argument("--index", default="auto", help="search under test: auto, exact, clustered, or a faiss string")
@@ -422,6 +471,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--batch-size", type=int, default=8)
     g.add_argument("--num-workers", type=int, default=1)
     g.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    g.add_argument("--precision", choices=PRECISIONS, default="auto", help="backbone precision (as the CLI's)")
     g.add_argument("--threads", type=int, default=None, help="torch/faiss threads (default: all cores)")
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--out", default="runs/bench_hbird.json")
@@ -441,6 +491,9 @@ def main(argv: list[str] | None = None) -> int:
         faiss.omp_set_num_threads(args.threads)
     report = {"machine": machine(args.device), "command": " ".join(sys.argv)}
     print("machine: " + ", ".join(f"{k} {v}" for k, v in report["machine"].items()))
+    if args.cli_runs and not args.synthetic and (args.data_root or shared_voc()):
+        weights = args.weights if args.weights != "auto" else shared_weights(args.backbone) or "random"
+        report["cli_runs"] = bench_cli_runs(args, weights)
     report["evaluation"] = bench_evaluation(args)
     if args.throughput:
         report["throughput"] = bench_throughput(args)

@@ -15,7 +15,7 @@ from typing import Callable, Iterator
 import torch
 from torch import nn
 
-from hummingbird.backbones import PatchEncoder, autocast_for
+from hummingbird.backbones import PatchEncoder
 from hummingbird.errors import ConfigError
 
 
@@ -68,7 +68,7 @@ def tokens_and_layer_grads(encoder: PatchEncoder, layer: nn.Linear, images: torc
     """
     encoder.check_input_size(images.shape[-2], images.shape[-1])
     prefix = encoder.num_prefix_tokens
-    with torch.enable_grad(), leaf_output(layer) as store, autocast_for(images.device):
+    with torch.enable_grad(), leaf_output(layer) as store, encoder.autocast():
         if with_prefix:
             tokens, prefix_tokens = encoder.tokens_and_prefix_from_normalised(encoder.normalise(images))
         else:

@@ -24,8 +24,60 @@ from hummingbird.catalog import DEFAULT_INPUT_SIZE, RANDOM_WEIGHTS  # noqa: F401
 from hummingbird.checkpoints import check_finite_state, file_sha256, load_into_model
 from hummingbird.dinov3 import use_official_rope_periods
 from hummingbird.errors import CheckpointError, ConfigError, WeightsUnavailableError
+<<<<<<< HEAD
 from hummingbird.pos_embed import install_position_rule, native_position_rule
 from hummingbird.presets import PRESETS, Preset, preset_from_filename  # noqa: F401 (re-exported)
+=======
+from hummingbird.pos_embed import use_pos_embed_rule
+from hummingbird.precision import FP32, PRECISIONS, autocast, resolve_precision
+
+
+@dataclass(frozen=True)
+class BackbonePreset:
+    """A named backbone: the timm architecture and its pretrained tag, and the position-embedding
+    resampling rule of its official code (see :mod:`hummingbird.pos_embed`)."""
+
+    timm_name: str
+    description: str
+    pos_embed: str = "timm"
+
+
+PRESETS: dict[str, BackbonePreset] = {
+    "dino_vits16": BackbonePreset("vit_small_patch16_224.dino", "DINO ViT-S/16", "official"),
+    "dino_vits8": BackbonePreset("vit_small_patch8_224.dino", "DINO ViT-S/8", "official"),
+    "dino_vitb16": BackbonePreset("vit_base_patch16_224.dino", "DINO ViT-B/16", "official"),
+    "dino_vitb8": BackbonePreset("vit_base_patch8_224.dino", "DINO ViT-B/8", "official"),
+    "dinov2_vits14": BackbonePreset("vit_small_patch14_dinov2.lvd142m", "DINOv2 ViT-S/14", "official"),
+    "dinov2_vitb14": BackbonePreset("vit_base_patch14_dinov2.lvd142m", "DINOv2 ViT-B/14", "official"),
+    "dinov2_vits14_reg": BackbonePreset("vit_small_patch14_reg4_dinov2.lvd142m", "DINOv2 ViT-S/14, 4 registers", "official"),
+    "dinov2_vitb14_reg": BackbonePreset("vit_base_patch14_reg4_dinov2.lvd142m", "DINOv2 ViT-B/14, 4 registers", "official"),
+    "clip_vitb16": BackbonePreset("vit_base_patch16_clip_224.openai", "OpenAI CLIP ViT-B/16 image tower"),
+    "mae_vitb16": BackbonePreset("vit_base_patch16_224.mae", "MAE ViT-B/16"),
+}
+
+from hummingbird.catalog import RANDOM_WEIGHTS  # noqa: E402,F401 (re-exported)
+
+# File names of the official releases → preset, so a weights file alone can name its backbone.
+OFFICIAL_FILENAMES = {
+    "dino_deitsmall16_pretrain": "dino_vits16",
+    "dino_deitsmall8_pretrain": "dino_vits8",
+    "dino_vitbase16_pretrain": "dino_vitb16",
+    "dino_vitbase8_pretrain": "dino_vitb8",
+    "dinov2_vits14_pretrain": "dinov2_vits14",
+    "dinov2_vitb14_pretrain": "dinov2_vitb14",
+    "dinov2_vits14_reg4_pretrain": "dinov2_vits14_reg",
+    "dinov2_vitb14_reg4_pretrain": "dinov2_vitb14_reg",
+    "mae_pretrain_vit_base": "mae_vitb16",
+}
+
+
+def preset_from_filename(path: str | Path) -> str | None:
+    """The preset an official or timm-named weights file belongs to (``None`` if unknown)."""
+    stem = Path(path).name.split(".safetensors")[0].split(".pth")[0].split(".bin")[0]
+    if stem in OFFICIAL_FILENAMES:
+        return OFFICIAL_FILENAMES[stem]
+    return next((name for name, p in PRESETS.items() if p.timm_name == stem), None)
+>>>>>>> main
 
 
 class PatchEncoder(nn.Module):
@@ -41,13 +93,22 @@ class PatchEncoder(nn.Module):
         weights_id: identifies the weights (file SHA-256, hub tag, or ``random:seed<N>``).
         weights_file: the local checkpoint the weights came from (absolute), recorded so that commands
             given a bank find it again; not part of a bank's compatibility check (``weights_id`` is).
+<<<<<<< HEAD
         normalisation: ``(mean, std)`` of the input normalisation; default: the preset's, else the
             model's pretrained config.
+=======
+        normalisation: ``(mean, std)`` of the input normalisation; default: the model's pretrained config
+            (ImageNet statistics for DINO, DINOv2, MAE).
+        precision: arithmetic of the forward pass (and of FUNGI's backward pass): ``fp32`` (default,
+            the exact reference), ``bf16``/``fp16`` (autocast) or ``auto`` (resolved per device by
+            :func:`hummingbird.precision.resolve_precision`; the CLI's default). Tokens come out float32
+            in every precision.
+>>>>>>> main
     """
 
     def __init__(self, model: nn.Module, layer: int | Sequence[int] = -1, name: str = "custom",
                  weights_id: str = "unknown", normalisation: tuple[tuple, tuple] | None = None,
-                 weights_file: str | None = None):
+                 weights_file: str | None = None, precision: str = FP32):
         super().__init__()
         native_position_rule(model)  # refuses unsupported model classes
         depth = len(model.blocks)
@@ -71,6 +132,29 @@ class PatchEncoder(nn.Module):
         mean, std = normalisation or default_normalisation(name, model)
         self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
+        if precision not in PRECISIONS:
+            raise ConfigError(f"--precision {precision!r}: choose from {', '.join(PRECISIONS)}")
+        self.precision = precision
+        self.compiled_tokens = None  # torch.compile'd tokens_from_normalised (see compiled())
+
+    @property
+    def device(self) -> torch.device:
+        return self.mean.device
+
+    @property
+    def active_precision(self) -> str:
+        """The precision the forward pass runs in on the encoder's device (``auto`` resolved)."""
+        return resolve_precision(self.precision, self.device)
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """Autocast to :attr:`active_precision` on the encoder's device (none for fp32)."""
+        return autocast(self.active_precision, self.device)
+
+    def compiled(self) -> "PatchEncoder":
+        """This encoder with its inference forward run through ``torch.compile`` (compiled once per
+        input shape on first use; FUNGI's backward pass stays eager). Returns ``self``."""
+        self.compiled_tokens = torch.compile(self.tokens_from_normalised, dynamic=False)
+        return self
 
     @property
     def layer(self) -> int | list[int]:
@@ -121,8 +205,9 @@ class PatchEncoder(nn.Module):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Images ``(B, 3, H, W)`` in ``[0, 1]`` → float32 patch tokens ``(B, H/p, W/p, D)``."""
         self.check_input_size(images.shape[-2], images.shape[-1])
-        with autocast_for(images.device):
-            tokens = self.tokens_from_normalised(self.normalise(images))
+        tokens_of = self.compiled_tokens or self.tokens_from_normalised
+        with self.autocast():
+            tokens = tokens_of(self.normalise(images))
         return tokens.float()
 
     @property
@@ -146,6 +231,7 @@ class PatchEncoder(nn.Module):
             "embed_dim": self.embed_dim,
             "pos_embed": self.pos_embed,
             "normalisation": self.normalisation,
+            "precision": self.active_precision,  # recorded, not checked: banks are searched across precisions
         }
 
 
@@ -174,14 +260,6 @@ def default_normalisation(name: str, model: nn.Module) -> tuple[tuple, tuple]:
     return tuple(cfg.get("mean", (0.485, 0.456, 0.406))), tuple(cfg.get("std", (0.229, 0.224, 0.225)))
 
 
-def autocast_for(device: torch.device) -> contextlib.AbstractContextManager:
-    """bf16 (or fp16 where bf16 is unsupported) autocast on CUDA; fp32 elsewhere."""
-    if device.type == "cuda":
-        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return torch.autocast("cuda", dtype=dtype)
-    return contextlib.nullcontext()
-
-
 def resolve_timm_name(name: str) -> str:
     """Preset name or ``timm:<model_name>`` → a timm model name (with pretrained tag)."""
     if name in PRESETS:
@@ -194,8 +272,13 @@ def resolve_timm_name(name: str) -> str:
 
 def load_backbone(name: str, weights: str | Path | None = None, layer: int | Sequence[int] = -1, seed: int = 0,
                   pos_embed: str | None = None, normalisation: tuple[tuple, tuple] | None = None,
+<<<<<<< HEAD
                   **model_kwargs) -> PatchEncoder:
     """Build a frozen :class:`PatchEncoder` in eval mode.
+=======
+                  precision: str = FP32, **model_kwargs) -> PatchEncoder:
+    """Build a frozen :class:`PatchEncoder`.
+>>>>>>> main
 
     Args:
         name: a key of :data:`~hummingbird.presets.PRESETS` or ``timm:<model name>``.
@@ -205,9 +288,16 @@ def load_backbone(name: str, weights: str | Path | None = None, layer: int | Seq
             when online, a download.
         layer: block whose output is returned (``-1``: last), or several blocks (concatenated).
         seed: seed of the random init when ``weights == "random"``.
+<<<<<<< HEAD
         pos_embed: resampling rule of learned position grids, ``"official"`` (DINO/DINOv2's) or ``"timm"``;
             default: the preset's. Models with rotary or NaFlex positions accept only their own rule.
         normalisation: ``(mean, std)`` overriding the preset's.
+=======
+        pos_embed: position-embedding resampling rule, ``"official"`` (DINO/DINOv2's) or ``"timm"``;
+            default: the preset's (``official`` for DINO and DINOv2 presets, ``timm`` otherwise).
+        normalisation: ``(mean, std)`` overriding the model's pretrained config.
+        precision: ``fp32``, ``bf16``, ``fp16`` or ``auto`` (see :class:`PatchEncoder`).
+>>>>>>> main
         model_kwargs: passed to ``timm.create_model`` (e.g. ``depth=2`` for tiny test models).
 
     DINOv3 presets use the RoPE periods Meta's checkpoints hold (bf16-rounded), and an official
@@ -237,7 +327,7 @@ def load_backbone(name: str, weights: str | Path | None = None, layer: int | Seq
     install_position_rule(model, pos_embed, preset.position if preset and preset.learned_positions else "timm")
     weights_file = None if weights is None or str(weights) == RANDOM_WEIGHTS else str(Path(weights).resolve())
     return PatchEncoder(model, layer=layer, name=name, weights_id=weights_id, normalisation=normalisation,
-                        weights_file=weights_file)
+                        weights_file=weights_file, precision=precision)
 
 
 def _create(timm_name: str, kwargs: dict) -> nn.Module:

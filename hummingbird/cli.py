@@ -26,7 +26,7 @@ from hummingbird.settings import FungiOptions, SearchOptions
 
 # Arguments that are pipeline settings (hummingbird.settings.Settings) or decoder options, by name.
 PIPELINE_ARGS = ("backbone", "weights", "layer", "pos_embed", "input_size", "device", "batch_size", "num_workers",
-                 "seed", "protocol_preset", "features")
+                 "seed", "protocol_preset", "features", "precision", "compile")
 
 
 def _keywords(args) -> dict:

@@ -14,6 +14,7 @@ from hummingbird.argtypes import (fraction, int_at_least, non_negative_float, no
                                   positive_int, unit_interval)
 from hummingbird.catalog import (DATASET_KINDS, DEFAULT_RESIZE_MODE, POS_EMBED_RULES, PRESET_NAMES,
                                  PROTOCOL_PRESETS, RANDOM_WEIGHTS, RESIZE_MODES)
+from hummingbird.precision import PRECISIONS
 from hummingbird.prepare.archives import PREPARED_DATASETS
 from hummingbird.settings import SEARCH_DEFAULTS, FungiOptions
 
@@ -130,6 +131,17 @@ def _add_runtime_args(p: argparse.ArgumentParser) -> None:
                    help="square input side in pixels (default: 512, or 504 for /14 backbones; a bank's own)")
     g.add_argument("--seed", type=non_negative_int, default=0, help="seed of sampling and augmentation")
     g.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    _add_precision_args(g)
+
+
+def _add_precision_args(g) -> None:
+    g.add_argument("--precision", choices=PRECISIONS, default="auto",
+                   help="backbone arithmetic: auto (bf16 on CUDA and on CPUs with AMX-BF16 or AVX512-BF16, fp32 "
+                        "elsewhere; fp32 under --protocol-preset open-hbird), fp32, bf16 or fp16 (CUDA, AMX-FP16); "
+                        "recorded in banks and results; banks are searched across precisions")
+    g.add_argument("--compile", action="store_true",
+                   help="torch.compile the backbone (compiles once per input shape, tens of seconds; pays only "
+                        "on long runs, README 'Precision')")
 
 
 def _add_num_classes_arg(g) -> None:

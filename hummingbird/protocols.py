@@ -46,6 +46,8 @@ class Protocol:
         search: the neighbour search when ``--index`` is not given: ``auto`` (exact for small memories,
             clustered above :data:`hummingbird.search.CPU_CLUSTERED_FROM` patches on the CPU) or ``Flat``
             (faiss exact search, the search behind the peer's numbers with faiss).
+        precision: what ``--precision auto`` means under this preset: ``auto`` (the processor's native
+            precision, :mod:`hummingbird.precision`) or ``fp32`` (a peer's precision, kept to reproduce it).
     """
 
     name: str
@@ -56,6 +58,7 @@ class Protocol:
     headline_metric: str
     ade20k_other: str
     search: str = "auto"
+    precision: str = "auto"
 
     def memory_transform(self, size: int) -> PairedTransform:
         """The paired augmentation of memory images at ``size × size``."""
@@ -90,7 +93,7 @@ PROTOCOLS = {
     "open-hbird": Protocol(name="open-hbird", normalisation=((0.485, 0.456, 0.406), (0.229, 0.224, 0.255)),
                            void_label=0, selection="class-frequency", augmentation="open-hbird",
                            headline_metric="open_hbird_hungarian_mIoU", ade20k_other="class",
-                           search="Flat"),
+                           search="Flat", precision="fp32"),
 }
 
 

@@ -37,6 +37,7 @@ CPU_CLUSTERED_FROM = 40_000
 # On CUDA, half-precision exact search stays cheaper than the backbone up to far larger memories.
 CUDA_CLUSTERED_FROM = 2_000_000
 HALF_PRECISION_SLACK = 2e-3  # bound on |fp16 score - exact score| of unit vectors (ExactSearch._search_half)
+BFLOAT16_SLACK = 4 * 2.0**-8  # the same for bfloat16 scores: four unit roundoffs (queries, rows, result, sums)
 DEVICE_MEMORY_SHARE = 0.5  # at most this share of the free device memory holds the memory features
 
 
@@ -255,7 +256,8 @@ class ExactSearch:
         top = exact.topk(k, dim=1)
         sims, ids = top.values, candidates.gather(1, top.indices)
         if wide < len(self):  # rows never scored exactly can only be missed if the bound allows it
-            slack = HALF_PRECISION_SLACK * queries.norm(dim=1) * self.max_norm
+            bound = BFLOAT16_SLACK if self.score_dtype == torch.bfloat16 else HALF_PRECISION_SLACK
+            slack = bound * queries.norm(dim=1) * self.max_norm
             doubtful = (sims[:, -1] <= rough[:, -1] + slack).nonzero(as_tuple=True)[0]
             if len(doubtful):
                 sims[doubtful], ids[doubtful] = self._search_fp32(queries[doubtful], k)
@@ -272,14 +274,21 @@ class ClusteredSearch:
         nprobe: partitions visited per query (default :func:`default_nprobe`).
         seed: seed of the k-means sample and initialisation.
         train_size: at most this many rows train the k-means (default 32 per partition).
+        score_dtype: ``None`` (default) scores the visited rows in float32; ``torch.bfloat16`` scores
+            them in bfloat16 (a copy of the rows is kept) to pick ``2k`` candidates, which float32
+            products re-rank, so the similarities returned are exact and only a row that bfloat16
+            rounding pushes out of the ``2k`` candidates can be missed (measured by
+            ``eval/bench_search_precision.py``).
     """
 
     spec = CLUSTERED_SEARCH
 
     def __init__(self, features, device: str | torch.device | None = None, nlist: int | None = None,
                  nprobe: int | None = None, seed: int = 0, train_size: int | None = None, iterations: int = 10,
-                 centroids: torch.Tensor | None = None, assignment: torch.Tensor | None = None):
+                 centroids: torch.Tensor | None = None, assignment: torch.Tensor | None = None,
+                 score_dtype: torch.dtype | None = None):
         self.device = _device(device)
+        self.score_dtype = score_dtype
         self.chunks = [features] if isinstance(features, (torch.Tensor, np.ndarray)) else list(features)
         total = sum(len(c) for c in self.chunks)
         self.nlist = len(centroids) if centroids is not None else min(nlist or default_nlist(total), total)
@@ -325,6 +334,8 @@ class ClusteredSearch:
         # (N, D) in the stored dtype, partition after partition
         self.features = RowGather(self.chunks).gather(self.order.cpu(), stored).to(self.device)
         self.positions = torch.arange(len(self.features), device=self.device)
+        # (N, D) in the reduced scoring dtype (None: float32 scoring of the stored rows)
+        self.scoring = None if self.score_dtype is None else self.features.to(self.score_dtype)
 
     def add(self, features) -> "ClusteredSearch":
         """Append memory rows ``(n, D)`` (numbered after the current ones), each to its nearest existing
@@ -361,8 +372,11 @@ class ClusteredSearch:
         by_partition = torch.argsort(probes, stable=True)
         query_of = by_partition // self.nprobe  # queries grouped by the partition they visit
         visits = torch.bincount(probes, minlength=self.nlist).tolist()
-        top = TopK(len(queries), k, self.device)
+        reduced = self.score_dtype is not None
+        wide = min(2 * k, len(self)) if reduced else k
+        top = TopK(len(queries), wide, self.device)
         positions = self.positions
+        scored = queries if self.scoring is None else queries.to(self.scoring.dtype)
         start = 0
         for part, count in enumerate(visits):
             if count == 0:
@@ -372,8 +386,13 @@ class ClusteredSearch:
             a, b = self.offsets[part], self.offsets[part + 1]
             if a == b:
                 continue
-            top.add(queries.index_select(0, rows) @ self.features[a:b].float().T, positions[a:b], rows)
+            block = self.features[a:b].float() if self.scoring is None else self.scoring[a:b]
+            top.add(scored.index_select(0, rows) @ block.T, positions[a:b], rows)
         sims, where = top.result()
+        if reduced:  # exact float32 similarities of the candidates, best k kept
+            exact = torch.einsum("qd,qmd->qm", queries, self.features[where.clamp_min(0)].float())
+            best = exact.masked_fill(where < 0, -torch.inf).topk(k, dim=1)
+            sims, where = best.values, where.gather(1, best.indices)
         short = (where < 0).any(1).nonzero(as_tuple=True)[0]
         if len(short):  # too few rows in the visited partitions: exact search for these queries
             sims[short], where[short] = self._exact(queries[short], k)

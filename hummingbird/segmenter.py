@@ -79,7 +79,7 @@ class Segmenter:
         accepted types; masks: class indices, 255 ignored).
 
         Keywords: the pipeline's (``backbone``, ``weights``, ``layer``, ``pos_embed``, ``input_size``,
-        ``device``, ``batch_size``, ``seed``, ``fungi_*`` / ``fungi``), the decoder's (``k``,
+        ``device``, ``precision``, ``compile``, ``batch_size``, ``seed``, ``fungi_*`` / ``fungi``), the decoder's (``k``,
         ``temperature``, ``index``, ``nprobe``, ``refine``); any other is passed to the backbone loader.
         """
         settings, search = split_keywords(dict(keywords, protocol_preset=protocol_preset, features=features,
@@ -402,6 +402,7 @@ class Segmenter:
                   "temperature": self.search.temperature,
                   "index": search_for(self.search.index, self.pipeline.protocol),
                   "search": getattr(decoder.index, "spec", None), "nprobe": self.search.nprobe,
-                  "input_size": self.pipeline.size, "seed": settings.seed}
+                  "input_size": self.pipeline.size, "seed": settings.seed,
+                  "precision": self.pipeline.encoder.active_precision, "compile": settings.compile}
         bank = {k: v for k, v in self.bank.metadata.items() if k not in ("image_ids", "image_files")}
         return {"config": config, "bank": bank, **result}

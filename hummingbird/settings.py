@@ -63,6 +63,9 @@ class Settings:
     """What a user asked for; ``None`` fields are taken from a bank, then from the defaults.
 
     ``options`` are passed through to the backbone loader (:func:`hummingbird.backbones.load_backbone`).
+    ``precision`` is the backbone's arithmetic (``auto``: the processor's native bf16 where it has it,
+    the protocol preset's precision where the preset fixes one; :mod:`hummingbird.precision`);
+    ``compile`` runs the backbone through ``torch.compile``.
     """
 
     backbone: str | None = None
@@ -78,6 +81,8 @@ class Settings:
     num_workers: int = 0
     seed: int = 0
     progress: bool = True
+    precision: str = "auto"
+    compile: bool = False
     options: dict = field(default_factory=dict)
 
     @classmethod
@@ -200,8 +205,12 @@ def encoder_for(settings: Settings, bank_meta: dict | None = None, bank_path: st
     encoder = encoder_from_weights_file(settings.backbone or meta.get("backbone"),
                                         weights_for(settings.weights, meta, bank_path), layer=layer,
                                         pos_embed=settings.pos_embed or meta.get("pos_embed"),
-                                        normalisation=protocol.normalisation, **settings.options)
-    return encoder.to(device_for(settings.device))
+                                        normalisation=protocol.normalisation,
+                                        precision=protocol.precision if settings.precision == "auto" else settings.precision,
+                                        **settings.options)
+    encoder = encoder.to(device_for(settings.device))
+    encoder.active_precision  # an unsupported precision fails here, before any work
+    return encoder.compiled() if settings.compile else encoder
 
 
 def input_size_for(size: int | None, encoder: PatchEncoder, bank_meta: dict | None = None) -> int:
