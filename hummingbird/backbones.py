@@ -24,60 +24,9 @@ from hummingbird.catalog import DEFAULT_INPUT_SIZE, RANDOM_WEIGHTS  # noqa: F401
 from hummingbird.checkpoints import check_finite_state, file_sha256, load_into_model
 from hummingbird.dinov3 import use_official_rope_periods
 from hummingbird.errors import CheckpointError, ConfigError, WeightsUnavailableError
-<<<<<<< HEAD
 from hummingbird.pos_embed import install_position_rule, native_position_rule
-from hummingbird.presets import PRESETS, Preset, preset_from_filename  # noqa: F401 (re-exported)
-=======
-from hummingbird.pos_embed import use_pos_embed_rule
 from hummingbird.precision import FP32, PRECISIONS, autocast, resolve_precision
-
-
-@dataclass(frozen=True)
-class BackbonePreset:
-    """A named backbone: the timm architecture and its pretrained tag, and the position-embedding
-    resampling rule of its official code (see :mod:`hummingbird.pos_embed`)."""
-
-    timm_name: str
-    description: str
-    pos_embed: str = "timm"
-
-
-PRESETS: dict[str, BackbonePreset] = {
-    "dino_vits16": BackbonePreset("vit_small_patch16_224.dino", "DINO ViT-S/16", "official"),
-    "dino_vits8": BackbonePreset("vit_small_patch8_224.dino", "DINO ViT-S/8", "official"),
-    "dino_vitb16": BackbonePreset("vit_base_patch16_224.dino", "DINO ViT-B/16", "official"),
-    "dino_vitb8": BackbonePreset("vit_base_patch8_224.dino", "DINO ViT-B/8", "official"),
-    "dinov2_vits14": BackbonePreset("vit_small_patch14_dinov2.lvd142m", "DINOv2 ViT-S/14", "official"),
-    "dinov2_vitb14": BackbonePreset("vit_base_patch14_dinov2.lvd142m", "DINOv2 ViT-B/14", "official"),
-    "dinov2_vits14_reg": BackbonePreset("vit_small_patch14_reg4_dinov2.lvd142m", "DINOv2 ViT-S/14, 4 registers", "official"),
-    "dinov2_vitb14_reg": BackbonePreset("vit_base_patch14_reg4_dinov2.lvd142m", "DINOv2 ViT-B/14, 4 registers", "official"),
-    "clip_vitb16": BackbonePreset("vit_base_patch16_clip_224.openai", "OpenAI CLIP ViT-B/16 image tower"),
-    "mae_vitb16": BackbonePreset("vit_base_patch16_224.mae", "MAE ViT-B/16"),
-}
-
-from hummingbird.catalog import RANDOM_WEIGHTS  # noqa: E402,F401 (re-exported)
-
-# File names of the official releases → preset, so a weights file alone can name its backbone.
-OFFICIAL_FILENAMES = {
-    "dino_deitsmall16_pretrain": "dino_vits16",
-    "dino_deitsmall8_pretrain": "dino_vits8",
-    "dino_vitbase16_pretrain": "dino_vitb16",
-    "dino_vitbase8_pretrain": "dino_vitb8",
-    "dinov2_vits14_pretrain": "dinov2_vits14",
-    "dinov2_vitb14_pretrain": "dinov2_vitb14",
-    "dinov2_vits14_reg4_pretrain": "dinov2_vits14_reg",
-    "dinov2_vitb14_reg4_pretrain": "dinov2_vitb14_reg",
-    "mae_pretrain_vit_base": "mae_vitb16",
-}
-
-
-def preset_from_filename(path: str | Path) -> str | None:
-    """The preset an official or timm-named weights file belongs to (``None`` if unknown)."""
-    stem = Path(path).name.split(".safetensors")[0].split(".pth")[0].split(".bin")[0]
-    if stem in OFFICIAL_FILENAMES:
-        return OFFICIAL_FILENAMES[stem]
-    return next((name for name, p in PRESETS.items() if p.timm_name == stem), None)
->>>>>>> main
+from hummingbird.presets import PRESETS, Preset, preset_from_filename  # noqa: F401 (re-exported)
 
 
 class PatchEncoder(nn.Module):
@@ -93,17 +42,12 @@ class PatchEncoder(nn.Module):
         weights_id: identifies the weights (file SHA-256, hub tag, or ``random:seed<N>``).
         weights_file: the local checkpoint the weights came from (absolute), recorded so that commands
             given a bank find it again; not part of a bank's compatibility check (``weights_id`` is).
-<<<<<<< HEAD
         normalisation: ``(mean, std)`` of the input normalisation; default: the preset's, else the
             model's pretrained config.
-=======
-        normalisation: ``(mean, std)`` of the input normalisation; default: the model's pretrained config
-            (ImageNet statistics for DINO, DINOv2, MAE).
         precision: arithmetic of the forward pass (and of FUNGI's backward pass): ``fp32`` (default,
             the exact reference), ``bf16``/``fp16`` (autocast) or ``auto`` (resolved per device by
             :func:`hummingbird.precision.resolve_precision`; the CLI's default). Tokens come out float32
             in every precision.
->>>>>>> main
     """
 
     def __init__(self, model: nn.Module, layer: int | Sequence[int] = -1, name: str = "custom",
@@ -272,13 +216,8 @@ def resolve_timm_name(name: str) -> str:
 
 def load_backbone(name: str, weights: str | Path | None = None, layer: int | Sequence[int] = -1, seed: int = 0,
                   pos_embed: str | None = None, normalisation: tuple[tuple, tuple] | None = None,
-<<<<<<< HEAD
-                  **model_kwargs) -> PatchEncoder:
-    """Build a frozen :class:`PatchEncoder` in eval mode.
-=======
                   precision: str = FP32, **model_kwargs) -> PatchEncoder:
-    """Build a frozen :class:`PatchEncoder`.
->>>>>>> main
+    """Build a frozen :class:`PatchEncoder` in eval mode.
 
     Args:
         name: a key of :data:`~hummingbird.presets.PRESETS` or ``timm:<model name>``.
@@ -288,16 +227,10 @@ def load_backbone(name: str, weights: str | Path | None = None, layer: int | Seq
             when online, a download.
         layer: block whose output is returned (``-1``: last), or several blocks (concatenated).
         seed: seed of the random init when ``weights == "random"``.
-<<<<<<< HEAD
         pos_embed: resampling rule of learned position grids, ``"official"`` (DINO/DINOv2's) or ``"timm"``;
             default: the preset's. Models with rotary or NaFlex positions accept only their own rule.
         normalisation: ``(mean, std)`` overriding the preset's.
-=======
-        pos_embed: position-embedding resampling rule, ``"official"`` (DINO/DINOv2's) or ``"timm"``;
-            default: the preset's (``official`` for DINO and DINOv2 presets, ``timm`` otherwise).
-        normalisation: ``(mean, std)`` overriding the model's pretrained config.
         precision: ``fp32``, ``bf16``, ``fp16`` or ``auto`` (see :class:`PatchEncoder`).
->>>>>>> main
         model_kwargs: passed to ``timm.create_model`` (e.g. ``depth=2`` for tiny test models).
 
     DINOv3 presets use the RoPE periods Meta's checkpoints hold (bf16-rounded), and an official
