@@ -116,9 +116,9 @@ def main(argv: list[str] | None = None) -> int:
             decoder = make_decoder(bank, k=k, temperature=tau, index_spec=protocol.search)
             features.tag, features.epoch_of = "evaluation", lambda: 0
             confusion, maps = ConfusionMatrix(len(VOC_CLASSES), IGNORE_INDEX), []
-            for _, predicted, gt in predictions(features, decoder, val, opts):
-                confusion.update(predicted, gt)
-                maps.append(predicted.cpu().to(torch.uint8))
+            for predicted in predictions(features, decoder, val, opts):
+                confusion.update(predicted.labels, predicted.masks)
+                maps.append(predicted.labels.cpu().to(torch.uint8))
             features.tag, features.epoch_of = (variant, seed), lambda: train.epoch
             result = summarise(confusion.matrix, list(VOC_CLASSES), headline=protocol.headline_metric)
             preds[variant, seed, memory] = torch.cat(maps).numpy()

@@ -64,7 +64,10 @@ def test_build_memory_keeps_every_labelled_patch_of_the_listed_images(real_run):
 
 
 def test_cli_evaluate_reports_the_library_numbers(real_run):
-    encoder = load_backbone(real_run["backbone"], weights=str(real_run["weights"]))
+    # the CLI's default --precision auto is resolved per machine (bf16 on native-bf16 CPUs) and recorded
+    precision = real_run["results"]["config"]["precision"]
+    assert precision in ("fp32", "bf16") and MemoryBank.load(real_run["bank"]).metadata["precision"] == precision
+    encoder = load_backbone(real_run["backbone"], weights=str(real_run["weights"]), precision=precision)
     features = TokenFeatures(encoder)
     val = load_dataset("voc", real_run["root"], "val", EvalResize(SIZE), fileset=real_run["tmp"] / "val.txt")
     decoder = make_decoder(MemoryBank.load(real_run["bank"]), k=K, index_spec="Flat")
@@ -123,7 +126,9 @@ def test_neighbours_of_a_real_patch_are_the_memory_patches_that_voted(real_run):
 
     # the same patch searched by hand: the bank rows nearest to the query token, in order
     bank = MemoryBank.load(real_run["bank"])
-    features = TokenFeatures(load_backbone(real_run["backbone"], weights=str(real_run["weights"])))
+    precision = real_run["results"]["config"]["precision"]  # the CLI's auto precision on this machine
+    features = TokenFeatures(load_backbone(real_run["backbone"], weights=str(real_run["weights"]),
+                                           precision=precision))
     val = load_dataset("voc", root, "val", EvalResize(SIZE), fileset=tmp / "val.txt")
     assert val[0]["id"] == photo.stem
     token = torch.nn.functional.normalize(features(val[0]["image"][None])[0, 8, 8], dim=0)
