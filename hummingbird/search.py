@@ -78,10 +78,10 @@ def default_nlist(num_rows: int) -> int:
 
 def default_nprobe(nlist: int) -> int:
     """Partitions visited per query: 3/64 of them, at least 8 (48 of 1024: about 5 % of the rows, as
-    queries favour the larger partitions). Measured on 24 real VOC val images against a 101,690-patch
-    memory (DINOv2 ViT-S/14, 448 px, ``eval/bench_hbird.py --nprobe N``): pixel
-    agreement with exact search 99.38 % at 32, 99.72 % at 48, 99.87 % at 64 partitions, search cost
-    0.095 / 0.127 / 0.157 s per image on 2 CPU cores."""
+    queries favour the larger partitions). Measured on 16 real VOC val images against a 101,690-patch
+    memory (DINOv2 ViT-S/14, 448 px, ``eval/bench_search_precision.py --partitions 1024:32 1024:48
+    1024:64``): pixel agreement with exact search 99.37 % at 32, 99.70 % at 48, 99.86 % at 64
+    partitions, search cost 0.063 / 0.073 / 0.085 s per image on 2 CPU cores (exact: 0.70)."""
     return max(8, 3 * nlist // 64)
 
 
@@ -94,9 +94,11 @@ def as_float_tensor(rows) -> torch.Tensor:
 
 @contextlib.contextmanager
 def faiss_serial():
-    """Run faiss calls on one thread: the result heaps get small blocks between torch's matrix
-    products, and faiss's own OpenMP thread pool (a second one in the process) would otherwise spin on
-    the cores torch's pool needs."""
+    """Run the enclosed faiss calls on one thread: the result heaps get small blocks between torch's
+    matrix products, where faiss's OpenMP fork/join would cost more than it saves. faiss and torch
+    share the process's OpenMP runtime, so the setting is restored at once: held around torch's
+    matrix products it would run them on one thread too (measured: the clustered search 1.9x slower
+    on 2 cores)."""
     threads = faiss.omp_get_max_threads()
     faiss.omp_set_num_threads(1)
     try:
@@ -130,7 +132,8 @@ class TopK:
     def add(self, scores: torch.Tensor, ids: torch.Tensor, queries: torch.Tensor | None = None) -> None:
         if self.heap is not None:
             subset = (torch.arange(self.num_queries) if queries is None else queries).numpy()
-            self.heap.add_result_subset(subset, scores.float().numpy(), ids.numpy())
+            with faiss_serial():
+                self.heap.add_result_subset(subset, scores.float().numpy(), ids.numpy())
             return
         take = min(self.k, scores.shape[1])
         top = scores.float().topk(take, dim=1)
@@ -223,12 +226,11 @@ class ExactSearch:
         queries = as_float_tensor(queries).to(self.device)
         k_checked(k, len(self))
         sims, ids = [], []
-        with faiss_serial():
-            for start in range(0, len(queries), self.query_rows):
-                chunk = queries[start:start + self.query_rows]
-                s, i = self._search_fp32(chunk, k) if self.score_dtype is None else self._search_half(chunk, k)
-                sims.append(s)
-                ids.append(i)
+        for start in range(0, len(queries), self.query_rows):
+            chunk = queries[start:start + self.query_rows]
+            s, i = self._search_fp32(chunk, k) if self.score_dtype is None else self._search_half(chunk, k)
+            sims.append(s)
+            ids.append(i)
         return torch.cat(sims), torch.cat(ids)
 
     def _scan(self, queries: torch.Tensor, k: int, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
@@ -360,11 +362,10 @@ class ClusteredSearch:
         queries = as_float_tensor(queries).to(self.device)
         k_checked(k, len(self))
         sims, ids = [], []
-        with faiss_serial():
-            for start in range(0, len(queries), query_rows):
-                s, i = self._search(queries[start:start + query_rows], k)
-                sims.append(s)
-                ids.append(i)
+        for start in range(0, len(queries), query_rows):
+            s, i = self._search(queries[start:start + query_rows], k)
+            sims.append(s)
+            ids.append(i)
         return torch.cat(sims), torch.cat(ids)
 
     def _search(self, queries: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:

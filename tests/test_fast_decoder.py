@@ -303,3 +303,22 @@ def search_free_contenders(dist):
     from hummingbird.decoder import contending_classes
 
     return contending_classes(dist)
+
+
+@pytest.mark.parametrize("searcher", ["clustered", "exact"])
+def test_searches_keep_torchs_threads_for_their_matrix_products(monkeypatch, searcher):
+    """faiss and torch share one OpenMP runtime: the one-thread setting for faiss's result heaps must not
+    be held while torch multiplies (it was, and the CPU searches ran on one core)."""
+    memory, queries = _clustered_data(3000)
+    index = ClusteredSearch(memory, nlist=16, nprobe=4) if searcher == "clustered" else ExactSearch(memory)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2)
+    seen, original = [], TopK.add
+    monkeypatch.setattr(TopK, "add", lambda self, *a, **kw: seen.append(torch.get_num_threads()) or original(self, *a, **kw))
+    try:
+        index.search(queries, 5)
+        after = torch.get_num_threads()
+    finally:
+        torch.set_num_threads(previous)
+    assert seen and set(seen) == {2}  # the threads the scores were multiplied with, block after block
+    assert after == 2
