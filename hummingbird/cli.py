@@ -272,8 +272,9 @@ def _output_locks(args) -> Iterator[None]:
         yield
 
 
-class Terminated(Exception):
-    """SIGTERM arrived; raised so that clean-up (temporary files) runs before exiting."""
+class Terminated(BaseException):
+    """SIGTERM arrived; raised so that clean-up (temporary files) runs before exiting. A BaseException,
+    like KeyboardInterrupt, so that no ``except Exception`` on the way turns it into another error."""
 
 
 def _raise_terminated(signum, frame):

@@ -232,6 +232,24 @@ def test_sigterm_during_build_leaves_previous_bank_intact(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bank.safetensors", "big"]  # no temporary files
 
 
+def test_sigterm_inside_a_guarded_library_call_still_interrupts(tmp_path, monkeypatch, capsys):
+    """SIGTERM raises cli.Terminated wherever the process is; an ``except Exception`` around a checkpoint
+    read must not turn it into a "not a valid checkpoint" error."""
+    import hummingbird.checkpoints as checkpoints
+    from hummingbird.cli import _raise_terminated
+
+    weights = tmp_path / "w.pth"
+    torch.save({"w": torch.zeros(2)}, weights)
+    ds = write_folder_dataset(tmp_path / "ds", n_train=2, n_val=0, size=64)
+    monkeypatch.setattr(checkpoints.torch, "load", lambda *a, **kw: _raise_terminated(signal.SIGTERM, None))
+    code = main(["build-memory", "--dataset", "folder", "--data-root", str(ds), "--split", "all", "--backbone",
+                 "dino_vits16", "--weights", str(weights), "--input-size", "64", "--num-workers", "0",
+                 "--out", str(tmp_path / "bank.safetensors")])
+    err = capsys.readouterr().err
+    assert code == 143 and "interrupted" in err and "valid" not in err
+    assert not (tmp_path / "bank.safetensors").exists()
+
+
 def test_interrupted_write_never_leaves_a_loadable_partial_file(tmp_path, monkeypatch):
     import hummingbird.tensorfile as tensorfile
 
