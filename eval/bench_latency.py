@@ -140,6 +140,9 @@ def main() -> int:
     args = p.parse_args()
     if args.stages:  # the child process of the stage split
         print(json.dumps(stages(*args.stages)))
+        import gc
+
+        gc.freeze()  # and exits as the hummingbird program does (hummingbird.cli.entry_point)
         return 0
 
     from hummingbird.datasets import load_dataset

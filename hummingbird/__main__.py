@@ -1,5 +1,5 @@
 import sys
 
-from hummingbird.cli import main
+from hummingbird.cli import entry_point
 
-sys.exit(main())
+sys.exit(entry_point())

@@ -48,3 +48,21 @@ def test_catalog_names_match_the_implementations():
     assert PRESET_NAMES == tuple(PRESETS)
     assert DATASET_KINDS == tuple(DATASETS)
     assert PROTOCOL_PRESETS == tuple(PROTOCOLS)
+
+
+def test_program_entry_point_returns_mains_code_and_freezes_what_is_alive(capsys):
+    """The installed ``hummingbird`` (and ``python -m hummingbird``) runs cli.entry_point: main's exit code,
+    then the objects alive are moved out of the collector's reach (the final collection skips them)."""
+    import gc
+
+    from hummingbird.cli import entry_point
+
+    gc.unfreeze()
+    try:
+        assert entry_point(["backbones", "--json"]) == 0
+        assert gc.get_freeze_count() > 1000
+        assert entry_point(["check-dataset", "--dataset", "folder", "/nonexistent/x"]) == 1  # problems found
+    finally:
+        gc.unfreeze()
+    assert "/nonexistent/x: dataset folder does not exist" in capsys.readouterr().out
+    assert subprocess.run([sys.executable, "-m", "hummingbird", "backbones"], capture_output=True).returncode == 0
