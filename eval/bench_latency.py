@@ -25,7 +25,6 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -33,17 +32,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-ENV = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
+sys.path.insert(0, str(ROOT / "eval"))  # eval/cli_runs.py
 
-
-def run(argv: list[str]) -> tuple[float, subprocess.CompletedProcess]:
-    """Wall seconds of a fresh process (must exit 0)."""
-    started = time.perf_counter()
-    done = subprocess.run(argv, capture_output=True, text=True, env=ENV)
-    seconds = time.perf_counter() - started
-    if done.returncode != 0:
-        raise SystemExit(f"{' '.join(argv[:4])} ... failed:\n{done.stderr[-2000:]}")
-    return seconds, done
+from cli_runs import timed_process as run  # noqa: E402  (wall seconds and result of a fresh process)
 
 
 def median_run(argv: list[str], repeats: int) -> tuple[float, list[float]]:

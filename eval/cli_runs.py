@@ -1,8 +1,9 @@
 """Whole command-line runs as a user makes them, timed in fresh processes (for the benchmark scripts).
 
 ``run_cli(["build-memory", ...])`` → wall seconds of ``python -m hummingbird build-memory ...`` (start-up,
-model load, everything); ``voc_subset(root, tmp, 100, 50)`` writes id files of the first train and val
-ids; ``spread`` summarises repeated runs.
+model load, everything); ``timed_process(argv)`` the same for any command line run from this checkout;
+``voc_subset(root, tmp, 100, 50)`` writes id files of the first train and val ids; ``spread`` summarises
+repeated runs.
 """
 
 from __future__ import annotations
@@ -17,15 +18,20 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def run_cli(argv: list[str]) -> float:
-    """Wall seconds of one ``python -m hummingbird ...`` process run from this checkout (must exit 0)."""
+def timed_process(argv: list[str]) -> tuple[float, subprocess.CompletedProcess]:
+    """Wall seconds and result of one fresh process ``argv`` importing this checkout (must exit 0)."""
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
     started = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "hummingbird", *argv], capture_output=True, text=True, env=env)
+    done = subprocess.run(argv, capture_output=True, text=True, env=env)
     seconds = time.perf_counter() - started
     if done.returncode != 0:
-        raise SystemExit(f"hummingbird {' '.join(argv)} failed:\n{done.stderr[-2000:]}")
-    return seconds
+        raise SystemExit(f"{' '.join(argv[:6])} ... failed:\n{done.stderr[-2000:]}")
+    return seconds, done
+
+
+def run_cli(argv: list[str]) -> float:
+    """Wall seconds of one ``python -m hummingbird ...`` process run from this checkout (must exit 0)."""
+    return timed_process([sys.executable, "-m", "hummingbird", *argv])[0]
 
 
 def voc_subset(root: Path, folder: Path, train_images: int, val_images: int) -> tuple[Path, Path, list[str]]:

@@ -25,7 +25,7 @@ from hummingbird.checkpoints import check_finite_state, file_sha256, load_into_m
 from hummingbird.dinov3 import use_official_rope_periods
 from hummingbird.errors import CheckpointError, ConfigError, WeightsUnavailableError
 from hummingbird.pos_embed import install_position_rule, native_position_rule
-from hummingbird.precision import FP32, PRECISIONS, autocast, resolve_precision
+from hummingbird.precision import FP32, autocast, checked_precision, resolve_precision
 from hummingbird.presets import PRESETS, Preset, preset_from_filename  # noqa: F401 (re-exported)
 
 
@@ -76,9 +76,7 @@ class PatchEncoder(nn.Module):
         mean, std = normalisation or default_normalisation(name, model)
         self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
-        if precision not in PRECISIONS:
-            raise ConfigError(f"--precision {precision!r}: choose from {', '.join(PRECISIONS)}")
-        self.precision = precision
+        self.precision = checked_precision(precision)
         self.compiled_tokens = None  # torch.compile'd tokens_from_normalised (see compiled())
 
     @property

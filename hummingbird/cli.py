@@ -302,7 +302,6 @@ def main(argv: list[str] | None = None) -> int:
             signal.signal(signal.SIGTERM, previous)
 
 
-
 def entry_point(argv: list[str] | None = None) -> int:
     """The ``hummingbird`` program (and ``python -m hummingbird``): :func:`main`, after which every object
     alive is frozen out of the garbage collector, so the interpreter's final collection skips the

@@ -29,26 +29,32 @@ CPU_FP16_FLAGS = ("amx_fp16",)
 
 
 @functools.lru_cache(maxsize=1)
-def cpu_flags() -> frozenset[str]:
-    """The first processor's feature flags from ``/proc/cpuinfo`` (empty where it cannot be read)."""
+def _first_processor() -> dict[str, str]:
+    """The ``key: value`` fields of the first processor in ``/proc/cpuinfo`` (empty where it cannot be
+    read)."""
     try:
         text = Path("/proc/cpuinfo").read_text()
     except OSError:
-        return frozenset()
+        return {}
+    fields = {}
     for line in text.splitlines():
-        if line.startswith("flags"):
-            return frozenset(line.split(":", 1)[1].split())
-    return frozenset()
+        if not line.strip():
+            break  # the first processor's block ends at the first blank line
+        key, _, value = line.partition(":")
+        fields.setdefault(key.strip(), value.strip())
+    return fields
+
+
+def cpu_flags() -> frozenset[str]:
+    """The first processor's feature flags from ``/proc/cpuinfo`` (empty where it cannot be read)."""
+    return frozenset(_first_processor().get("flags", "").split())
 
 
 def cpu_model() -> str:
     """The processor's model name (``platform.processor()`` where ``/proc/cpuinfo`` is missing)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
+    model = _first_processor().get("model name")
+    if model:
+        return model
     import platform
 
     return platform.processor() or "unknown"
@@ -82,6 +88,15 @@ def processor() -> dict:
             "torch_capability": torch_cpu_capability(), "native_bf16": cpu_has_native_bf16()}
 
 
+def checked_precision(requested: str) -> str:
+    """``requested`` if it is one of :data:`PRECISIONS`; else :class:`~hummingbird.errors.ConfigError`."""
+    if requested not in PRECISIONS:
+        from hummingbird.errors import ConfigError
+
+        raise ConfigError(f"--precision {requested!r}: choose from {', '.join(PRECISIONS)}")
+    return requested
+
+
 def resolve_precision(requested: str | None, device) -> str:
     """``--precision`` → ``fp32``, ``bf16`` or ``fp16`` for ``device`` (``auto``/``None``: see the module
     docstring). Raises :class:`~hummingbird.errors.ConfigError` for an unknown name or fp16 on a CPU
@@ -90,9 +105,7 @@ def resolve_precision(requested: str | None, device) -> str:
 
     from hummingbird.errors import ConfigError
 
-    requested = requested or AUTO
-    if requested not in PRECISIONS:
-        raise ConfigError(f"--precision {requested!r}: choose from {', '.join(PRECISIONS)}")
+    requested = checked_precision(requested or AUTO)
     device = torch.device(device)
     cuda = device.type == "cuda"
     if requested == AUTO:
