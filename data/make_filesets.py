@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hummingbird.datasets import DATASET_KINDS, load_dataset
+from hummingbird.datasets.registry import DATASET_KINDS, load_dataset
 
 
 def fileset_ids(ids: list[str], fraction: int, seed: int) -> list[str]:

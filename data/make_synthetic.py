@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from hummingbird.synthetic import write_block_dataset
+from hummingbird.datasets.synthetic import write_block_dataset
 
 
 def main(argv: list[str] | None = None) -> int:

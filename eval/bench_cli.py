@@ -19,8 +19,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from hummingbird.cli import build_parser  # noqa: E402  (light: the parser imports no torch)
-from hummingbird.results import write_json  # noqa: E402
+from hummingbird.cli.parser import build_parser  # noqa: E402  (light: the parser imports no torch)
+from hummingbird.files.atomic import write_json  # noqa: E402
 
 
 def commands() -> list[str]:

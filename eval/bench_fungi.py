@@ -29,10 +29,10 @@ from fungi_dense.features import FungiConfig, FungiFeatures
 from fungi_dense.projection import DenseProjection, KhatriRaoProjection
 from fungi_dense.support import SupportMemory
 from fungi_dense.variants import DEFAULT_VARIANT, VARIANTS
-from hummingbird.backbones import encoder_from_weights_file
-from hummingbird.features import TokenFeatures
-from hummingbird.precision import PRECISIONS, processor, resolve_precision
-from hummingbird.results import write_json
+from hummingbird.files.atomic import write_json
+from hummingbird.models.backbones import encoder_from_weights_file
+from hummingbird.models.features import TokenFeatures
+from hummingbird.models.precision import PRECISIONS, processor, resolve_precision
 
 MODES = ("tokens", "fungi-dense", "fungi-fast")
 

@@ -46,18 +46,19 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from hummingbird.backbones import encoder_from_weights_file
-from hummingbird.datasets import load_dataset
-from hummingbird.features import TokenFeatures
-from hummingbird.index import NeighbourIndex
-from hummingbird.memory import MemoryBank
-from hummingbird.pipeline import LoaderOptions, build_memory_bank, confusion_of, make_decoder
-from hummingbird.precision import PRECISIONS, processor
-from hummingbird.profiling import NO_TIMER, STAGES, StageTimer
-from hummingbird.search import auto_spec
-from hummingbird.results import write_json
-from hummingbird.synthetic import write_block_dataset
-from hummingbird.transforms import EvalResize, MemoryAugment
+from hummingbird.datasets.loader import LoaderOptions
+from hummingbird.datasets.registry import load_dataset
+from hummingbird.datasets.synthetic import write_block_dataset
+from hummingbird.datasets.transforms import EvalResize, MemoryAugment
+from hummingbird.files.atomic import write_json
+from hummingbird.memory.bank import MemoryBank
+from hummingbird.memory.faiss_index import NeighbourIndex
+from hummingbird.memory.search import auto_spec
+from hummingbird.models.backbones import encoder_from_weights_file
+from hummingbird.models.features import TokenFeatures
+from hummingbird.models.precision import PRECISIONS, processor
+from hummingbird.pipeline import build_memory_bank, confusion_of, make_decoder
+from hummingbird.runtime.profiling import NO_TIMER, STAGES, StageTimer
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # eval/cli_runs.py

@@ -53,12 +53,13 @@ def stages(bank: str, image: str, out_dir: str) -> dict:
     import timm  # noqa: F401
     import torch  # noqa: F401
 
-    from hummingbird import cli, render  # noqa: F401
-    from hummingbird.results import write_json
+    from hummingbird.cli.main import main as cli  # noqa: F401
+    from hummingbird.files.atomic import write_json
+    from hummingbird.memory.shards import open_bank
+    from hummingbird.memory.tiling import input_shape, resize_image
     from hummingbird.segmenter import Segmenter
     from hummingbird.settings import SearchOptions, Settings, resolve_pipeline
-    from hummingbird.shards import open_bank
-    from hummingbird.tiling import input_shape, resize_image
+    from hummingbird.visual import render  # noqa: F401
     mark("imports")
     memory = open_bank(bank)
     mark("bank read")
@@ -86,8 +87,8 @@ def warm_api(bank: str, images: list[Path], warmup: int = 1) -> dict:
     """Per-image seconds of warm ``Segmenter.segment`` and of the backbone forward alone (same inputs)."""
     import torch
 
+    from hummingbird.memory.tiling import input_shape, resize_image
     from hummingbird.segmenter import Segmenter
-    from hummingbird.tiling import input_shape, resize_image
 
     segmenter = Segmenter.load(bank, progress=False)
     pictures = [segmenter.read_image(p) for p in images]
@@ -133,11 +134,11 @@ def main() -> int:
         print(json.dumps(stages(*args.stages)))
         import gc
 
-        gc.freeze()  # and exits as the hummingbird program does (hummingbird.cli.entry_point)
+        gc.freeze()  # and exits as the hummingbird program does (hummingbird.cli.main.entry_point)
         return 0
 
-    from hummingbird.datasets import load_dataset
-    from hummingbird.results import write_json
+    from hummingbird.datasets.registry import load_dataset
+    from hummingbird.files.atomic import write_json
 
     work = Path(args.work_dir or tempfile.mkdtemp(prefix="bench_latency_"))
     work.mkdir(parents=True, exist_ok=True)
@@ -159,7 +160,7 @@ def main() -> int:
     build_s, done = run([*hb, "build-memory", "--dataset", "voc", "--data-root", args.data_root, "--split", "train",
                          "--fileset", train_file, "--backbone", args.backbone, "--weights", args.weights,
                          "--input-size", str(args.input_size), "--out", str(bank), *common])
-    from hummingbird.memory import MemoryBank
+    from hummingbird.memory.bank import MemoryBank
 
     meta = MemoryBank.load(bank).metadata
     build_fixed = build_s - meta["build_seconds"]

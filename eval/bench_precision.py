@@ -38,8 +38,8 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from hummingbird.precision import FP32, cpu_has_native_fp16, processor, resolve_precision  # noqa: E402
-from hummingbird.results import write_json  # noqa: E402
+from hummingbird.files.atomic import write_json  # noqa: E402
+from hummingbird.models.precision import FP32, cpu_has_native_fp16, processor, resolve_precision  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "eval"))
 from cli_runs import run_cli, spread, voc_subset  # noqa: E402
@@ -126,9 +126,9 @@ def numerics(args, root: Path, weights: str, precisions: list[str]) -> dict:
     """Tokens, FUNGI features and FUNGI per-patch gradients of each precision against fp32's."""
     from fungi_dense.features import FungiConfig, FungiFeatures
     from fungi_dense.support import build_support_memory
-    from hummingbird.backbones import load_backbone
-    from hummingbird.datasets import load_dataset
-    from hummingbird.transforms import EvalResize
+    from hummingbird.datasets.registry import load_dataset
+    from hummingbird.datasets.transforms import EvalResize
+    from hummingbird.models.backbones import load_backbone
 
     val = load_dataset("voc", root, "val", EvalResize(args.input_size)).first(args.numerics_images)
     images = torch.stack([val[i]["image"] for i in range(len(val))])
@@ -162,7 +162,7 @@ def numerics(args, root: Path, weights: str, precisions: list[str]) -> dict:
 def compile_cost(args, weights: str, precisions: list[str]) -> dict:
     """Eager against ``torch.compile``d backbone per precision on one batch of --batch-size generated
     images: first-call (compile) seconds, steady seconds per image, max |Δ| of the tokens."""
-    from hummingbird.backbones import load_backbone
+    from hummingbird.models.backbones import load_backbone
 
     encoder = load_backbone(args.backbone, weights=weights)
     images = torch.rand(args.batch_size, 3, args.input_size, args.input_size, generator=torch.Generator().manual_seed(0))

@@ -25,10 +25,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from hummingbird.memory import MemoryBank
+from hummingbird.files.atomic import write_json
+from hummingbird.memory.bank import MemoryBank
+from hummingbird.memory.shards import ShardedBank, shard_name, write_manifest
 from hummingbird.pipeline import make_decoder
-from hummingbird.results import write_json
-from hummingbird.shards import ShardedBank, shard_name, write_manifest
 
 PAPER_PATCHES = 1024 * 10**4
 

@@ -23,15 +23,16 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 
-from hummingbird.backbones import load_backbone  # noqa: E402
-from hummingbird.datasets import load_dataset  # noqa: E402
-from hummingbird.decoder import HummingbirdDecoder  # noqa: E402
-from hummingbird.features import TokenFeatures  # noqa: E402
-from hummingbird.pipeline import LoaderOptions, build_memory_bank  # noqa: E402
-from hummingbird.precision import processor  # noqa: E402
-from hummingbird.results import write_json  # noqa: E402
-from hummingbird.search import ClusteredSearch, ExactSearch  # noqa: E402
-from hummingbird.transforms import EvalResize, MemoryAugment  # noqa: E402
+from hummingbird.datasets.loader import LoaderOptions  # noqa: E402
+from hummingbird.datasets.registry import load_dataset  # noqa: E402
+from hummingbird.datasets.transforms import EvalResize, MemoryAugment  # noqa: E402
+from hummingbird.files.atomic import write_json  # noqa: E402
+from hummingbird.memory.decoder import HummingbirdDecoder  # noqa: E402
+from hummingbird.memory.search import ClusteredSearch, ExactSearch  # noqa: E402
+from hummingbird.models.backbones import load_backbone  # noqa: E402
+from hummingbird.models.features import TokenFeatures  # noqa: E402
+from hummingbird.models.precision import processor  # noqa: E402
+from hummingbird.pipeline import build_memory_bank  # noqa: E402
 
 SHARED = ROOT.parent / "shared"
 

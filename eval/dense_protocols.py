@@ -15,14 +15,14 @@ from pathlib import Path
 
 import torch
 
-from hummingbird import probes
-from hummingbird.backbones import encoder_from_weights_file
-from hummingbird.catalog import DEFAULT_INPUT_SIZE
-from hummingbird.datasets import DATASET_KINDS, DEFAULT_SPLITS, load_dataset
-from hummingbird.features import TokenFeatures
-from hummingbird.pipeline import LoaderOptions
-from hummingbird.results import write_json
-from hummingbird.transforms import EvalResize
+from hummingbird.catalog import DEFAULT_INPUT_SIZE, DEFAULT_SPLITS
+from hummingbird.datasets.loader import LoaderOptions
+from hummingbird.datasets.registry import DATASET_KINDS, load_dataset
+from hummingbird.datasets.transforms import EvalResize
+from hummingbird.evaluation import probes
+from hummingbird.files.atomic import write_json
+from hummingbird.models.backbones import encoder_from_weights_file
+from hummingbird.models.features import TokenFeatures
 
 
 def main(argv: list[str] | None = None) -> int:

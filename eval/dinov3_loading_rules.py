@@ -23,8 +23,8 @@ import torch
 from safetensors.torch import load_file
 from timm.models.eva import checkpoint_filter_fn
 
-from hummingbird.backbones import load_backbone
-from hummingbird.dinov3 import use_official_rope_periods
+from hummingbird.models.backbones import load_backbone
+from hummingbird.models.dinov3 import use_official_rope_periods
 
 PLAIN = {"dinov3_vits16": "vit_small_patch16_dinov3", "dinov3_vits16plus": "vit_small_plus_patch16_dinov3"}
 

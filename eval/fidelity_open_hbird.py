@@ -20,14 +20,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from hummingbird.backbones import load_backbone
-from hummingbird.classes import VOC_CLASSES
-from hummingbird.features import TokenFeatures
-from hummingbird.fidelity import PeerAnswers, compare_with_peer, reproduce_peer
-from hummingbird.pipeline import LoaderOptions
-from hummingbird.protocols import PROTOCOLS
-from hummingbird.results import write_json
-from hummingbird.transforms import EvalResize
+from hummingbird.datasets.classes import VOC_CLASSES
+from hummingbird.datasets.loader import LoaderOptions
+from hummingbird.datasets.transforms import EvalResize
+from hummingbird.evaluation.fidelity import PeerAnswers, compare_with_peer, reproduce_peer
+from hummingbird.evaluation.protocols import PROTOCOLS
+from hummingbird.files.atomic import write_json
+from hummingbird.models.backbones import load_backbone
+from hummingbird.models.features import TokenFeatures
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 

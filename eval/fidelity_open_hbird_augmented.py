@@ -24,16 +24,18 @@ import numpy as np
 import torch
 from PIL import Image
 
-from hummingbird.backbones import load_backbone
-from hummingbird.classes import VOC_CLASSES
-from hummingbird.datasets import IGNORE_INDEX, load_dataset
-from hummingbird.features import TokenFeatures
-from hummingbird.fidelity import PeerAnswers
-from hummingbird.metrics import ConfusionMatrix
-from hummingbird.pipeline import LoaderOptions, build_memory_bank, make_decoder, predictions, summarise
-from hummingbird.protocols import PROTOCOLS
-from hummingbird.results import write_json
-from hummingbird.transforms import JITTER_OPS, EvalResize, OpenHbirdAugment, OpenHbirdDraw
+from hummingbird.datasets.base import IGNORE_INDEX
+from hummingbird.datasets.classes import VOC_CLASSES
+from hummingbird.datasets.loader import LoaderOptions
+from hummingbird.datasets.registry import load_dataset
+from hummingbird.datasets.transforms import JITTER_OPS, EvalResize, OpenHbirdAugment, OpenHbirdDraw
+from hummingbird.evaluation.fidelity import PeerAnswers
+from hummingbird.evaluation.metrics import ConfusionMatrix
+from hummingbird.evaluation.protocols import PROTOCOLS
+from hummingbird.files.atomic import write_json
+from hummingbird.models.backbones import load_backbone
+from hummingbird.models.features import TokenFeatures
+from hummingbird.pipeline import build_memory_bank, make_decoder, predictions, summarise
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 

@@ -35,14 +35,16 @@ from fungi_dense.features import FungiConfig, FungiFeatures, image_seeds
 from fungi_dense.objectives import negative_mass_share
 from fungi_dense.support import SupportMemory, build_support_memory
 from fungi_dense.variants import VARIANTS
-from hummingbird.atomic import atomic_path
-from hummingbird.backbones import encoder_from_weights_file
-from hummingbird.datasets import DATASET_KINDS, DEFAULT_SPLITS, IGNORE_INDEX, load_dataset
-from hummingbird.features import TokenFeatures
-from hummingbird.metrics import scores
-from hummingbird.pipeline import LoaderOptions, build_memory_bank, make_decoder
-from hummingbird.results import write_json
-from hummingbird.transforms import EvalResize
+from hummingbird.catalog import DEFAULT_SPLITS
+from hummingbird.datasets.base import IGNORE_INDEX
+from hummingbird.datasets.loader import LoaderOptions
+from hummingbird.datasets.registry import DATASET_KINDS, load_dataset
+from hummingbird.datasets.transforms import EvalResize
+from hummingbird.evaluation.metrics import scores
+from hummingbird.files.atomic import atomic_path, write_json
+from hummingbird.models.backbones import encoder_from_weights_file
+from hummingbird.models.features import TokenFeatures
+from hummingbird.pipeline import build_memory_bank, make_decoder
 
 TOKENS = "tokens"
 
@@ -83,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def miou(matrix: np.ndarray) -> float:
     """Plain mIoU of a ``(C, C)`` confusion matrix (classes absent from ground truth and predictions
-    left out), as ``hummingbird.metrics.scores``."""
+    left out), as ``hummingbird.evaluation.metrics.scores``."""
     return scores(matrix)["mIoU"]
 
 

@@ -29,14 +29,17 @@ import numpy as np
 import torch
 
 from fungi_dense.variants import DEFAULT_VARIANT, VARIANTS
-from hummingbird.datasets import DATASET_KINDS, DEFAULT_SPLITS, load_dataset
-from hummingbird.filesets import expand_fileset, is_named
-from hummingbird.pipeline import LoaderOptions, build_memory_bank, evaluate, make_decoder
-from hummingbird.protocols import PROTOCOLS
-from hummingbird.results import write_json
+from hummingbird.building import build_sharded_bank
+from hummingbird.catalog import DEFAULT_SPLITS
+from hummingbird.datasets.filesets import expand_fileset, is_named
+from hummingbird.datasets.loader import LoaderOptions
+from hummingbird.datasets.registry import DATASET_KINDS, load_dataset
+from hummingbird.datasets.transforms import EvalResize
+from hummingbird.evaluation.protocols import PROTOCOLS
+from hummingbird.files.atomic import write_json
+from hummingbird.memory.shards import ShardedBank, write_manifest
+from hummingbird.pipeline import build_memory_bank, evaluate, make_decoder
 from hummingbird.settings import FungiOptions, Settings, encoder_for, features_for, input_size_for
-from hummingbird.shards import ShardedBank, build_sharded_bank, write_manifest
-from hummingbird.transforms import EvalResize
 
 HUMMINGBIRD_MEMORY_SIZES = (1024 * 10**2, 1024 * 10**3, 1024 * 10**4)
 
@@ -175,7 +178,7 @@ def main(argv: list[str] | None = None, dataset: str | None = None) -> int:
                      f"| {_mean_std(g['open_hbird_hungarian_mIoU'])} |")
     (out_dir / "summary.md").write_text("\n".join(table) + "\n")
     print("\n".join(table))
-    from hummingbird.plots import table_plots, write_table_csv
+    from hummingbird.visual.plots import table_plots, write_table_csv
 
     written = [write_table_csv(groups, args.dataset, out_dir / "summary.csv")]
     if not args.no_plots:

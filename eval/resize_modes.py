@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Which way of feeding non-square images gives the best labels? ``segment``'s resize modes
 (``square``: squash to S²; ``aspect``: short side S, one pass; ``slide``: short side S, S² windows
-stitched on the patch grid; see ``hummingbird.tiling``) compared by mIoU against the ground truth at each
+stitched on the patch grid; see ``hummingbird.memory.tiling``) compared by mIoU against the ground truth at each
 image's own resolution, with one memory bank built from real training images (plain resize to S², no
 augmentation) through the Python API (``Segmenter.from_dataset``, ``.segment``). Prints a table and
 writes JSON.
@@ -24,9 +24,9 @@ from tqdm.auto import tqdm
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from hummingbird.catalog import RESIZE_MODES  # noqa: E402
-from hummingbird.datasets import load_dataset  # noqa: E402
-from hummingbird.metrics import ConfusionMatrix, scores  # noqa: E402
-from hummingbird.results import write_json  # noqa: E402
+from hummingbird.datasets.registry import load_dataset  # noqa: E402
+from hummingbird.evaluation.metrics import ConfusionMatrix, scores  # noqa: E402
+from hummingbird.files.atomic import write_json  # noqa: E402
 from hummingbird.segmenter import Segmenter  # noqa: E402
 
 

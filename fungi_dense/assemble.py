@@ -9,10 +9,10 @@ import torch
 
 from fungi_dense.features import FungiConfig, FungiFeatures, fit_pca
 from fungi_dense.support import SupportMemory, build_support_memory
-from hummingbird.backbones import PatchEncoder
-from hummingbird.datasets import SegmentationDataset
+from hummingbird.datasets.base import SegmentationDataset
+from hummingbird.datasets.loader import LoaderOptions
 from hummingbird.errors import BankError, ConfigError
-from hummingbird.pipeline import LoaderOptions
+from hummingbird.models.backbones import PatchEncoder
 
 PCA_FIT_IMAGES = 16
 

@@ -15,8 +15,8 @@ from fungi_dense.objectives import OBJECTIVES, infonce_loss, kl_uniform_loss
 from fungi_dense.projection import PROJECTIONS
 from fungi_dense.support import SupportMemory
 from fungi_dense.variants import DEFAULT_VARIANT, LEGACY_VARIANT, get_variant
-from hummingbird.backbones import PatchEncoder
 from hummingbird.errors import ConfigError
+from hummingbird.models.backbones import PatchEncoder
 
 
 @dataclass(frozen=True)

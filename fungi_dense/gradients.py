@@ -15,8 +15,8 @@ from typing import Callable, Iterator
 import torch
 from torch import nn
 
-from hummingbird.backbones import PatchEncoder
 from hummingbird.errors import ConfigError
+from hummingbird.models.backbones import PatchEncoder
 
 
 def resolve_layer(encoder: PatchEncoder, path: str) -> nn.Linear:

@@ -15,14 +15,14 @@ import torch.nn.functional as F
 from einops import rearrange
 from tqdm.auto import tqdm
 
-from hummingbird.backbones import PatchEncoder
-from hummingbird.checkpoints import file_sha256
-from hummingbird.datasets import SegmentationDataset
+from hummingbird.datasets.base import SegmentationDataset
+from hummingbird.datasets.loader import LoaderOptions
 from hummingbird.errors import ConfigError
-from hummingbird.index import NeighbourIndex
-from hummingbird.memory import check_metadata, with_legacy_encoder_fields
-from hummingbird.pipeline import LoaderOptions
-from hummingbird.tensorfile import read_tensor_file, write_tensor_file
+from hummingbird.files.tensorfile import read_tensor_file, write_tensor_file
+from hummingbird.memory.bank import check_metadata, with_legacy_encoder_fields
+from hummingbird.memory.faiss_index import NeighbourIndex
+from hummingbird.models.backbones import PatchEncoder
+from hummingbird.models.checkpoints import file_sha256
 
 SUPPORT_FIELDS = ("backbone", "weights", "layer", "patch_size", "pos_embed", "normalisation", "input_size")
 

@@ -1,5 +1,5 @@
 import sys
 
-from hummingbird.cli import entry_point
+from hummingbird.cli.main import entry_point
 
 sys.exit(entry_point())

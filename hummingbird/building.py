@@ -6,12 +6,19 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from hummingbird.datasets import SegmentationDataset
-from hummingbird.examples import ExampleDataset
-from hummingbird.memory import MemoryBank
+from hummingbird.datasets.base import SegmentationDataset
+from hummingbird.datasets.examples import ExampleDataset
+from hummingbird.memory.bank import MemoryBank
 from hummingbird.pipeline import build_memory_bank
-from hummingbird.settings import (Pipeline, Settings, memory_transform, open_dataset, protocol_for, resolve_pipeline,
-                                  split_keywords)
+from hummingbird.settings import (
+    Pipeline,
+    Settings,
+    memory_transform,
+    open_dataset,
+    protocol_for,
+    resolve_pipeline,
+    split_keywords,
+)
 
 
 def build_sharded(kind: str, root: str | Path, split: str, out_dir: str | Path, *, fileset: str | None = None,
@@ -19,10 +26,10 @@ def build_sharded(kind: str, root: str | Path, split: str, out_dir: str | Path, 
                   augment: bool = True, fp16: bool = False, shard_images: int = 256, rank: int = 0, world: int = 1,
                   **keywords):
     """Build a sharded bank folder (one shard per ``shard_images`` images, resumable; this process builds
-    every ``world``-th shard, see :mod:`hummingbird.shards`). Returns this rank's shard names and, on
-    rank 0, the finished :class:`~hummingbird.shards.ShardedBank`."""
-    from hummingbird.distributed import barrier
-    from hummingbird.shards import ShardedBank, build_sharded_bank, write_manifest
+    every ``world``-th shard, see :mod:`hummingbird.memory.shards`). Returns this rank's shard names and, on
+    rank 0, the finished :class:`~hummingbird.memory.shards.ShardedBank`."""
+    from hummingbird.memory.shards import ShardedBank, write_manifest
+    from hummingbird.runtime.distributed import barrier
 
     settings, _ = split_keywords(keywords)
     split_at = split_opener(kind, root, split, fileset, num_classes, settings)
@@ -45,7 +52,7 @@ def build_sharded(kind: str, root: str | Path, split: str, out_dir: str | Path, 
 def split_opener(kind: str, root, split: str, fileset: str | None, num_classes: int | None, settings: Settings):
     """``(size, patch_size, transform=None) → dataset``: the training split (default: resized to size)."""
     def split_at(size: int, patch_size: int, transform=None) -> SegmentationDataset:
-        from hummingbird.transforms import EvalResize
+        from hummingbird.datasets.transforms import EvalResize
 
         return open_dataset(kind, root, split, transform or EvalResize(size), protocol_for(settings.protocol_preset),
                             fileset=fileset, num_classes=num_classes, min_side=patch_size, role="memory",
@@ -67,3 +74,34 @@ def build_bank(pipeline: Pipeline, dataset: SegmentationDataset, memory_size, au
     return build_memory_bank(pipeline.features, dataset, pipeline.size, memory_size=memory_size,
                              augmentation_epochs=augmentation_epochs, seed=pipeline.settings.seed, fp16=fp16,
                              opts=pipeline.loader, protocol=pipeline.protocol)
+
+
+def build_sharded_bank(features, dataset: SegmentationDataset, out_dir: str | Path, input_size: int,
+                       memory_size: int | None = None, augmentation_epochs: int = 1, seed: int = 0,
+                       fp16: bool = False, shard_images: int = 256, rank: int = 0, world: int = 1,
+                       opts=None, protocol=None) -> list[str]:
+    """Encode this rank's shards into ``out_dir`` (skipping shards already there); returns their names.
+
+    Shard ``i`` of the plan belongs to rank ``i % world``. Call :func:`write_manifest` once every rank
+    has finished. ``protocol``: see :func:`hummingbird.pipeline.build_memory_bank` (default: ``default``).
+    """
+    from hummingbird.evaluation.protocols import PROTOCOLS
+    from hummingbird.files.atomic import make_folder
+    from hummingbird.memory.shards import shard_name, shard_plan
+
+    protocol = protocol or PROTOCOLS["default"]
+    out_dir = Path(out_dir)
+    make_folder(out_dir)
+    written = []
+    for i, (epoch, start, end) in enumerate(shard_plan(len(dataset), augmentation_epochs, shard_images)):
+        if i % world != rank:
+            continue
+        path = out_dir / shard_name(epoch, start)
+        if not path.is_file():  # shards on disk are complete (atomic writes): resume after them
+            part = build_memory_bank(features, dataset, input_size, memory_size=memory_size,
+                                     augmentation_epochs=augmentation_epochs, seed=seed, fp16=fp16, opts=opts,
+                                     indices=range(start, end), epochs=[epoch], protocol=protocol)
+            part.metadata.update(shard={"epoch": epoch, "start": start, "end": end})
+            part.save(path)
+        written.append(path.name)
+    return written

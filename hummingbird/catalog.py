@@ -7,15 +7,15 @@ them by the tests.
 
 from __future__ import annotations
 
-from hummingbird.presets import LEARNED_POSITION_RULES, PRESETS
+from hummingbird.models.presets import LEARNED_POSITION_RULES, PRESETS
 
-# Backbone presets of the registry ``hummingbird.presets.PRESETS`` (which maps each to its timm model).
+# Backbone presets of the registry ``hummingbird.models.presets.PRESETS`` (which maps each to its timm model).
 PRESET_NAMES = tuple(PRESETS)
 
 RANDOM_WEIGHTS = "random"  # --weights value for a seeded random init
 
-# Resampling rules of learned position embeddings (``hummingbird.pos_embed``) and protocol presets
-# (``hummingbird.protocols``).
+# Resampling rules of learned position embeddings (``hummingbird.models.pos_embed``) and protocol presets
+# (``hummingbird.evaluation.protocols``).
 POS_EMBED_RULES = LEARNED_POSITION_RULES
 PROTOCOL_PRESETS = ("default", "open-hbird")
 
@@ -27,13 +27,13 @@ DEFAULT_TEMPERATURE = 0.02
 # (presets declare their own, ``Preset.input_size``).
 DEFAULT_INPUT_SIZE = {14: 504, 8: 512, 16: 512}
 
-# Dataset kinds of ``hummingbird.datasets.DATASETS`` and their default (training, evaluation) splits.
+# Dataset kinds of ``hummingbird.datasets.base.DATASETS`` and their default (training, evaluation) splits.
 DEFAULT_SPLITS = {"voc": ("trainaug", "val"), "ade20k": ("training", "validation"), "folder": ("train", "val"),
                   "coco_things": ("train", "val"), "coco_stuff": ("train", "val"), "cityscapes": ("train", "val")}
 DATASET_KINDS = tuple(DEFAULT_SPLITS)
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
-# How ``segment`` turns an image of any shape into network inputs (see ``hummingbird.tiling``).
+# How ``segment`` turns an image of any shape into network inputs (see ``hummingbird.memory.tiling``).
 RESIZE_MODES = ("aspect", "slide", "square")
 DEFAULT_RESIZE_MODE = "aspect"  # best labels on real VOC val images, see README "Non-square images"

@@ -1,4 +1,16 @@
-"""Exceptions with messages meant for users: each names the file or option and the problem."""
+"""Messages meant for users: exceptions whose message names the file or option and the problem (the
+command line prints them as one line, exit status 2), and warnings in the user's words, shown once.
+
+:class:`HummingbirdWarning` prints as ``hummingbird: warning: <message>`` (no source file, line number
+or source line of this toolkit; other warnings keep Python's format). :class:`Once` is a flag shared
+with the DataLoader worker processes, so a note about the data is shown once per dataset, not once
+per worker.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import warnings
 
 
 class HummingbirdError(Exception):
@@ -35,3 +47,63 @@ class OutputError(HummingbirdError):
 
 class DownloadError(HummingbirdError):
     """An archive cannot be downloaded (offline, host not answering, HTTP error) or fails its checksum."""
+
+
+# ----------------------------------------------------------------------------- warnings
+
+
+class HummingbirdWarning(UserWarning):
+    """A note about the user's data or settings (e.g. an image converted to RGB)."""
+
+
+_python_format = warnings.formatwarning
+
+
+def _format(message, category, filename, lineno, line=None) -> str:
+    if isinstance(category, type) and issubclass(category, HummingbirdWarning):
+        return f"hummingbird: warning: {message}\n"
+    return _python_format(message, category, filename, lineno, line)
+
+
+warnings.formatwarning = _format
+
+
+def warn(message: str) -> None:
+    """Issue ``message`` as a :class:`HummingbirdWarning`."""
+    warnings.warn(message, HummingbirdWarning, stacklevel=2)
+
+
+class Once:
+    """A flag that is claimed once across this process and the worker processes it starts (the flag
+    lives in shared memory; a copy made other than by starting a process is independent)."""
+
+    def __init__(self, value=None):
+        try:
+            self._value = value if value is not None else multiprocessing.Value("b", 0)
+        except OSError:  # no shared memory on this system: once per process
+            self._value = None
+        self._local = False
+
+    def claim(self) -> bool:
+        """``True`` the first time it is called anywhere, ``False`` afterwards."""
+        if self._value is None:
+            first, self._local = not self._local, True
+            return first
+        with self._value.get_lock():
+            first = not self._value.value
+            self._value.value = 1
+        return first
+
+    def __reduce__(self):
+        from multiprocessing.context import get_spawning_popen
+
+        if self._value is not None and get_spawning_popen() is not None:  # a worker being started
+            return Once, (self._value,)
+        return _unshared, (self._value is not None and bool(self._value.value),)
+
+
+def _unshared(claimed: bool) -> Once:
+    once = Once()
+    if claimed:
+        once.claim()
+    return once

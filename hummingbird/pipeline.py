@@ -5,7 +5,6 @@ and segment new images. Data flows image → features ``(B, h, w, D)`` → bank 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from typing import Iterator, NamedTuple, Sequence
 
 import numpy as np
@@ -13,36 +12,28 @@ import torch
 from tqdm.auto import tqdm
 
 from hummingbird.catalog import DEFAULT_K, DEFAULT_TEMPERATURE
-from hummingbird.datasets import IGNORE_INDEX, SegmentationDataset
-from hummingbird.decoder import HummingbirdDecoder
+from hummingbird.datasets.base import IGNORE_INDEX, SegmentationDataset
+from hummingbird.datasets.loader import LoaderOptions, make_loader
 from hummingbird.errors import ConfigError
-from hummingbird.features import TokenFeatures
-from hummingbird.index import NeighbourIndex
-from hummingbird.memory import MemoryBank
-from hummingbird.metrics import ConfusionMatrix, open_hbird_hungarian_scores, scores
-from hummingbird.protocols import PROTOCOLS, Protocol
-from hummingbird.profiling import NO_TIMER
-from hummingbird.search import (AUTO_SEARCH, CLUSTERED_SEARCH, EXACT_SEARCH, ClusteredSearch, ExactSearch,
-                                as_float_tensor, auto_spec, fits_on_device)
-
+from hummingbird.evaluation.metrics import ConfusionMatrix, open_hbird_hungarian_scores, scores
+from hummingbird.evaluation.protocols import PROTOCOLS, Protocol
+from hummingbird.memory.bank import MemoryBank
+from hummingbird.memory.decoder import HummingbirdDecoder
+from hummingbird.memory.faiss_index import NeighbourIndex
+from hummingbird.memory.search import (
+    AUTO_SEARCH,
+    CLUSTERED_SEARCH,
+    EXACT_SEARCH,
+    ClusteredSearch,
+    ExactSearch,
+    as_float_tensor,
+    auto_spec,
+    fits_on_device,
+)
+from hummingbird.models.features import TokenFeatures
+from hummingbird.runtime.profiling import NO_TIMER
 
 SELECTION_SALT = 0x5BD1E995  # decorrelates an image's patch selection from its augmentation
-
-
-@dataclass
-class LoaderOptions:
-    batch_size: int = 8
-    num_workers: int = 0
-    device: str = "cpu"
-    progress: bool = True
-
-
-def _loader(dataset: SegmentationDataset, opts: LoaderOptions,
-            indices: Sequence[int] | None = None) -> torch.utils.data.DataLoader:
-    """Batches of ``dataset`` (only ``indices``, keeping their dataset-wide index and seeds)."""
-    source = dataset if indices is None else torch.utils.data.Subset(dataset, list(indices))
-    return torch.utils.data.DataLoader(source, batch_size=opts.batch_size, shuffle=False,
-                                       num_workers=opts.num_workers, pin_memory=opts.device.startswith("cuda"))
 
 
 def build_memory_bank(features: TokenFeatures, dataset: SegmentationDataset, input_size: int,
@@ -74,7 +65,7 @@ def build_memory_bank(features: TokenFeatures, dataset: SegmentationDataset, inp
     for epoch in (range(augmentation_epochs) if epochs is None else epochs):
         dataset.epoch = epoch
         desc = f"memory epoch {epoch + 1}/{augmentation_epochs}"
-        for batch in tqdm(_loader(dataset, opts, indices), desc=desc, disable=not opts.progress, unit="batch"):
+        for batch in tqdm(make_loader(dataset, opts, indices), desc=desc, disable=not opts.progress, unit="batch"):
             f = features(batch["image"].to(opts.device), image_ids=list(batch["id"])).cpu()  # (B, h, w, D)
             b, h, w, d = f.shape
             dists = protocol.patch_labels(batch["mask"], features.patch_size, dataset.num_classes).view(b, h * w, -1)
@@ -148,14 +139,14 @@ def make_decoder(bank, k: int = DEFAULT_K, temperature: float = DEFAULT_TEMPERAT
 
     Args:
         index_spec: ``auto`` (default: exact search for small memories, clustered search above a
-            measured size, see :func:`hummingbird.search.auto_spec`), ``exact`` or ``clustered`` (torch
+            measured size, see :func:`hummingbird.memory.search.auto_spec`), ``exact`` or ``clustered`` (torch
             searches on ``device``), or a faiss factory string (``Flat``, ``IVF4096,PQ64``, ...).
         nprobe: partitions visited per query by clustered and faiss IVF searches (default: the
             clustered search's own rule, 64 for faiss).
-        use_gpu, refine, train_size: faiss indexes only (see :class:`~hummingbird.index.NeighbourIndex`).
+        use_gpu, refine, train_size: faiss indexes only (see :class:`~hummingbird.memory.faiss_index.NeighbourIndex`).
         device: where torch searches keep the memory and run; on CUDA the labels go there too (when
             they fit), so the whole query path stays on the GPU.
-        index: an already built search over the bank (e.g. read by :mod:`hummingbird.search_store`);
+        index: an already built search over the bank (e.g. read by :mod:`hummingbird.memory.search_store`);
             the other search arguments are then not used.
     """
     if index is None:
@@ -176,7 +167,7 @@ def _faiss_index(bank, spec: str, nprobe: int, use_gpu: bool | str, seed: int, r
                            train_size=train_size)
     if isinstance(bank, MemoryBank):
         return index.add(bank.features).keep_raw(bank.features)
-    from hummingbird.rows import RowGather
+    from hummingbird.memory.rows import RowGather
 
     raw = RowGather(list(bank.feature_chunks()))
     rng = np.random.default_rng(seed)
@@ -202,10 +193,10 @@ def predictions(features: TokenFeatures, decoder: HummingbirdDecoder, dataset: S
                 desc: str = "predict") -> Iterator[Prediction]:
     """The one batch loop of evaluation: per batch of ``dataset`` (or its ``indices``), a :class:`Prediction`
     (label maps at the evaluation size and the distributions they come from). ``timer`` (a
-    :class:`~hummingbird.profiling.StageTimer`) is charged with data loading, the backbone and the
+    :class:`~hummingbird.runtime.profiling.StageTimer`) is charged with data loading, the backbone and the
     decoder's stages."""
     opts = opts or LoaderOptions()
-    batches = iter(tqdm(_loader(dataset, opts, indices), desc=desc, disable=not opts.progress, unit="batch"))
+    batches = iter(tqdm(make_loader(dataset, opts, indices), desc=desc, disable=not opts.progress, unit="batch"))
     previous, decoder.timer = decoder.timer, timer
     try:
         while True:
@@ -227,7 +218,7 @@ def confusion_of(features: TokenFeatures, decoder: HummingbirdDecoder, dataset: 
                  opts: LoaderOptions | None = None, indices: Sequence[int] | None = None,
                  timer=NO_TIMER) -> ConfusionMatrix:
     """Confusion matrix of ``decoder`` on ``dataset`` (or its ``indices``); ``timer`` (a
-    :class:`~hummingbird.profiling.StageTimer`) is charged with every stage of the path."""
+    :class:`~hummingbird.runtime.profiling.StageTimer`) is charged with every stage of the path."""
     confusion = ConfusionMatrix(dataset.num_classes, IGNORE_INDEX)
     for predicted in predictions(features, decoder, dataset, opts, indices, timer, desc="evaluate"):
         with timer("metric update"):

@@ -8,7 +8,7 @@
 
 A :class:`Segmenter` holds a memory bank, the pipeline that encodes queries (backbone, features, input
 size, protocol preset; resolved against the bank by :mod:`hummingbird.settings`) and its decoder, whose
-search index is read from beside a saved bank (:mod:`hummingbird.search_store`) instead of re-trained.
+search index is read from beside a saved bank (:mod:`hummingbird.memory.search_store`) instead of re-trained.
 The command line is a thin layer over this class.
 """
 
@@ -23,18 +23,26 @@ import numpy as np
 import torch
 from PIL import Image
 
-from hummingbird import search_store
 from hummingbird.building import build_bank, split_opener
-from hummingbird.datasets import SegmentationDataset
-from hummingbird.decoder import HummingbirdDecoder
+from hummingbird.datasets.base import SegmentationDataset
+from hummingbird.datasets.examples import MEMORY_DATASET, ExampleDataset, ExampleSources, as_rgb
 from hummingbird.errors import BankError, ConfigError
-from hummingbird.examples import MEMORY_DATASET, ExampleDataset, ExampleSources, as_rgb
-from hummingbird.memory import MemoryBank
-from hummingbird.neighbours import Neighbour, QueryResult, describe_neighbours, query_image
+from hummingbird.memory import search_store
+from hummingbird.memory.bank import MemoryBank
+from hummingbird.memory.decoder import HummingbirdDecoder
 from hummingbird.pipeline import build_search, make_decoder, resolved_spec
-from hummingbird.sources import bank_sources, grown_sources
-from hummingbird.settings import (Pipeline, SearchOptions, memory_transform, open_dataset, protocol_for,
-                                  resolve_pipeline, search_for, split_keywords)
+from hummingbird.settings import (
+    Pipeline,
+    SearchOptions,
+    memory_transform,
+    open_dataset,
+    protocol_for,
+    resolve_pipeline,
+    search_for,
+    split_keywords,
+)
+from hummingbird.visual.neighbours import Neighbour, QueryResult, describe_neighbours, query_image
+from hummingbird.visual.sources import bank_sources, grown_sources
 
 
 @dataclass
@@ -75,7 +83,7 @@ class Segmenter:
                       memory_size: int | None = None, augmentation_epochs: int = 1, augment: bool = True,
                       fp16: bool = False, protocol_preset: str = "default", features: str = "tokens",
                       progress: bool = False, **keywords) -> "Segmenter":
-        """Build a memory from annotated images held in memory (see :mod:`hummingbird.examples` for the
+        """Build a memory from annotated images held in memory (see :mod:`hummingbird.datasets.examples` for the
         accepted types; masks: class indices, 255 ignored).
 
         Keywords: the pipeline's (``backbone``, ``weights``, ``layer``, ``pos_embed``, ``input_size``,
@@ -110,7 +118,7 @@ class Segmenter:
         """Open a bank (file or sharded folder) with the pipeline it was built with; ``overrides`` change
         the pipeline (checked against the bank) or the decoder (``k``, ``temperature``, ``index``, ...).
         ``data_root``: where the bank's source images are now (for neighbour pictures)."""
-        from hummingbird.shards import open_bank
+        from hummingbird.memory.shards import open_bank
 
         bank = open_bank(path)
         settings, search = split_keywords(overrides)
@@ -139,7 +147,7 @@ class Segmenter:
 
     @property
     def palette(self) -> np.ndarray:
-        from hummingbird.palettes import palette_for
+        from hummingbird.datasets.palettes import palette_for
 
         return palette_for(self.bank.metadata.get("dataset", "folder"), self.bank.num_classes)
 
@@ -225,7 +233,7 @@ class Segmenter:
         return path
 
     def _save_sources(self, path: Path) -> None:
-        from hummingbird.atomic import atomic_path
+        from hummingbird.files.atomic import atomic_path
 
         sources = self._sources
         folder = path.with_name(path.name + ".images")
@@ -254,7 +262,7 @@ class Segmenter:
         """Label map ``(H, W)`` int64 at the image's own size (``return_probs``: also the class
         probabilities ``(C, H, W)`` float32, bilinearly upsampled; the labels are their argmax).
         ``resize_mode``: aspect (short side to the input size, one pass), slide (windows) or square."""
-        from hummingbird.tiling import patch_distributions
+        from hummingbird.memory.tiling import patch_distributions
 
         picture = self.read_image(image)
         if image_id is None and isinstance(image, (str, Path)):
@@ -272,7 +280,7 @@ class Segmenter:
     def segment_many(self, images: Sequence, *, batch_size: int | None = None, resize_mode: str = "aspect") -> list:
         """Label maps of several images; images whose network inputs have the same shape share forward
         passes of up to ``batch_size`` (default: the settings' batch size)."""
-        from hummingbird.tiling import input_shape, resize_image
+        from hummingbird.memory.tiling import input_shape, resize_image
 
         if resize_mode == "slide":
             return [self.segment(im, resize_mode=resize_mode) for im in images]
@@ -295,7 +303,7 @@ class Segmenter:
                          patch: tuple[int, int] | None = None, k: int = 8, resize_mode: str = "aspect") -> NeighbourQuery:
         """The ``k`` nearest memory patches of one patch of ``image`` (given by ``patch = (row, col)`` on the
         patch grid, or ``point = (x, y)``, a pixel of the image), with the image's labels."""
-        from hummingbird.geometry import patch_box_in_source, point_to_patch
+        from hummingbird.visual.geometry import patch_box_in_source, point_to_patch
 
         if (point is None) == (patch is None):
             raise ConfigError("give exactly one of point=(x, y) or patch=(row, col)")
@@ -337,7 +345,7 @@ class Segmenter:
         return self.figure(self.query_neighbours(image, **where))
 
     def figure(self, query: NeighbourQuery) -> Image.Image:
-        from hummingbird import render
+        from hummingbird.visual import render
 
         title = (f"{Path(query.name).name} patch ({query.row}, {query.col}): predicted {query.predicted}; "
                  f"{len(query.neighbours)} nearest memory patches")
@@ -355,7 +363,7 @@ class Segmenter:
     def open_dataset(self, kind: str, root: str | Path, split: str, *, fileset: str | None = None,
                      num_classes: int | None = None) -> SegmentationDataset:
         """A labelled split resized for evaluation with this segmenter (its input size and protocol)."""
-        from hummingbird.transforms import EvalResize
+        from hummingbird.datasets.transforms import EvalResize
 
         return open_dataset(kind, root, split, EvalResize(self.pipeline.size), self.pipeline.protocol,
                             fileset=fileset, num_classes=num_classes or self.num_classes,
@@ -369,8 +377,8 @@ class Segmenter:
         :meth:`open_dataset`) or images and masks. ``save_predictions``: also write each prediction
         as a palette PNG there (``overlays``: and a colour overlay). ``indices``/``reduce``: evaluate
         only some images and sum the confusion matrix with ``reduce(matrix)`` (distributed runs)."""
+        from hummingbird.datasets.transforms import EvalResize
         from hummingbird.pipeline import confusion_of, summarise
-        from hummingbird.transforms import EvalResize
 
         if masks is not None:
             dataset = ExampleDataset(images_or_dataset, masks, self.class_names, EvalResize(self.pipeline.size))
@@ -385,7 +393,7 @@ class Segmenter:
         decoder, opts = self.decoder(), self.pipeline.loader
         started = time.perf_counter()
         if save_predictions:
-            from hummingbird.predictions import evaluate_and_save
+            from hummingbird.evaluation.saved_predictions import evaluate_and_save
 
             confusion = evaluate_and_save(self.pipeline.features, decoder, dataset, save_predictions, self.palette,
                                           opts, indices=indices, overlay=overlays)

@@ -24,9 +24,9 @@ if TYPE_CHECKING:
     import torch
 
     from fungi_dense.features import FungiConfig
-    from hummingbird.backbones import PatchEncoder
-    from hummingbird.pipeline import LoaderOptions
-    from hummingbird.protocols import Protocol
+    from hummingbird.datasets.loader import LoaderOptions
+    from hummingbird.evaluation.protocols import Protocol
+    from hummingbird.models.backbones import PatchEncoder
 
 
 @dataclass
@@ -62,9 +62,9 @@ class FungiOptions:
 class Settings:
     """What a user asked for; ``None`` fields are taken from a bank, then from the defaults.
 
-    ``options`` are passed through to the backbone loader (:func:`hummingbird.backbones.load_backbone`).
+    ``options`` are passed through to the backbone loader (:func:`hummingbird.models.backbones.load_backbone`).
     ``precision`` is the backbone's arithmetic (``auto``: the processor's native bf16 where it has it,
-    the protocol preset's precision where the preset fixes one; :mod:`hummingbird.precision`);
+    the protocol preset's precision where the preset fixes one; :mod:`hummingbird.models.precision`);
     ``compile`` runs the backbone through ``torch.compile``.
     """
 
@@ -156,7 +156,7 @@ def device_for(name: str) -> torch.device:
 
 def protocol_for(preset: str | None, bank_meta: dict | None = None) -> Protocol:
     """The protocol preset asked for, else the one a bank was built with, else ``default``."""
-    from hummingbird.protocols import get_protocol
+    from hummingbird.evaluation.protocols import get_protocol
 
     return get_protocol(preset or (bank_meta or {}).get("protocol_preset", "default"))
 
@@ -197,7 +197,7 @@ def weights_for(weights: str | None, bank_meta: dict, bank_path: str | Path | No
 def encoder_for(settings: Settings, bank_meta: dict | None = None, bank_path: str | Path | None = None,
                 protocol: Protocol | None = None) -> PatchEncoder:
     """The backbone asked for, defaulting to what a bank was built with, on the settings' device."""
-    from hummingbird.backbones import encoder_from_weights_file
+    from hummingbird.models.backbones import encoder_from_weights_file
 
     meta = bank_meta or {}
     protocol = protocol or protocol_for(settings.protocol_preset, meta)
@@ -222,7 +222,7 @@ def input_size_for(size: int | None, encoder: PatchEncoder, bank_meta: dict | No
 
 
 def loader_options(settings: Settings) -> LoaderOptions:
-    from hummingbird.pipeline import LoaderOptions
+    from hummingbird.datasets.loader import LoaderOptions
 
     return LoaderOptions(batch_size=settings.batch_size, num_workers=settings.num_workers,
                          device=str(device_for(settings.device)), progress=settings.progress)
@@ -233,7 +233,7 @@ def features_for(settings: Settings, encoder: PatchEncoder, size: int, bank_meta
     """The feature source: a bank's own kind and settings, else the settings' ``features``. A FUNGI
     support memory is built from ``training`` (a dataset resized to ``size``) when its file does not
     exist yet."""
-    from hummingbird.features import TokenFeatures
+    from hummingbird.models.features import TokenFeatures
 
     meta = bank_meta or {}
     kind = meta.get("feature_kind") or settings.features
@@ -261,7 +261,7 @@ def open_dataset(kind: str, root: str | Path, split: str, transform, protocol: P
                  role: str = "evaluation", seed: int = 0):
     """Dataset ``kind`` at ``root``/``split`` with the protocol's options for its ``role`` (``memory`` or
     ``evaluation``), restricted to a file set when given."""
-    from hummingbird.datasets import load_dataset
+    from hummingbird.datasets.registry import load_dataset
 
     extra = {"num_classes": num_classes} if kind in ("folder", "voc") else {}
     extra.update(protocol.dataset_options(kind, role))
@@ -272,7 +272,7 @@ def open_dataset(kind: str, root: str | Path, split: str, transform, protocol: P
 
 def memory_transform(protocol: Protocol, size: int, augment: bool = True):
     """The paired transform of memory images: the protocol's augmentation, or a plain resize."""
-    from hummingbird.transforms import EvalResize
+    from hummingbird.datasets.transforms import EvalResize
 
     return protocol.memory_transform(size) if augment else EvalResize(size)
 

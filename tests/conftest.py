@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from hummingbird.palettes import voc_palette
-from hummingbird.synthetic import write_block_dataset
+from hummingbird.datasets.palettes import voc_palette
+from hummingbird.datasets.synthetic import write_block_dataset
+
 
 def write_folder_dataset(root: Path, **kwargs) -> Path:
     """images/ + masks/ + classes.txt + splits/{train,val}.txt of separable class-coloured blocks."""

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from hummingbird.backbones import preset_from_filename
+from hummingbird.models.backbones import preset_from_filename
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 WEIGHT_SUFFIXES = (".pth", ".safetensors", ".bin")

@@ -7,9 +7,9 @@ import pytest
 import timm
 import torch
 
-from hummingbird.backbones import load_backbone
 from hummingbird.catalog import PRESET_NAMES
-from hummingbird.presets import POSITION_RULES, PRESETS, preset_from_filename
+from hummingbird.models.backbones import load_backbone
+from hummingbird.models.presets import POSITION_RULES, PRESETS, preset_from_filename
 
 REDUCED_WIDTH = 256  # for presets wider than this bound (the 7B); their declared width is checked on the meta device
 WIDEST_BUILT = 1536
@@ -56,7 +56,7 @@ def test_catalog_reads_the_registry_and_official_file_names_map_to_presets():
 
 
 def test_backbones_command_lists_every_preset(capsys):
-    from hummingbird.cli import main
+    from hummingbird.cli.main import main
 
     assert main(["backbones", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)

@@ -7,8 +7,8 @@ import sys
 import pytest
 import torch
 
-from hummingbird.backbones import PRESETS, load_backbone
 from hummingbird.errors import CheckpointError, ConfigError
+from hummingbird.models.backbones import PRESETS, load_backbone
 
 TINY = dict(depth=2)
 
@@ -120,7 +120,7 @@ def test_unreadable_weights_file(tmp_path):
 def test_offline_without_weights_is_clear_error_not_hang(tmp_path):
     env = dict(os.environ, HF_HUB_OFFLINE="1", HF_HOME=str(tmp_path / "hf"))
     env.pop("HUMMINGBIRD_WEIGHTS", None)
-    code = ("from hummingbird.cli import main; import sys; "
+    code = ("from hummingbird.cli.main import main; import sys; "
             "sys.exit(main(['build-memory', '--dataset', 'folder', '--data-root', '.', '--backbone', 'dino_vits16', "
             "'--out', 'x.safetensors']))")
     proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)

@@ -25,11 +25,11 @@ from typing import Callable
 import numpy as np
 import pytest
 import torch
+from conftest import leftovers, rotated_jpeg, unwritable
 from PIL import Image
 
-from conftest import leftovers, rotated_jpeg, unwritable
-from hummingbird.cli import main
-from hummingbird.synthetic import block_scene, write_block_dataset
+from hummingbird.cli.main import main
+from hummingbird.datasets.synthetic import block_scene, write_block_dataset
 
 TINY = ["--backbone", "timm:vit_tiny_patch16_224", "--weights", "random", "--input-size", "64"]
 QUIET = ["--num-workers", "0", "--no-progress"]
@@ -92,7 +92,7 @@ def truncate(path: str) -> Callable[[Path], None]:
 
 def tiny_weights(path: str, poison: float | None = None, depth: int | None = None) -> Callable[[Path], None]:
     def setup(w: Path) -> None:
-        from hummingbird.backbones import load_backbone
+        from hummingbird.models.backbones import load_backbone
 
         name = "timm:vit_tiny_patch16_224" if depth is None else "timm:vit_small_patch16_224"
         state = load_backbone(name, weights="random", **({"depth": depth} if depth else {})).model.state_dict()
@@ -104,8 +104,8 @@ def tiny_weights(path: str, poison: float | None = None, depth: int | None = Non
 
 def nan_bank(w: Path) -> None:
     """bank.safetensors with NaN in two feature rows, written past the save check (valid checksum)."""
-    from hummingbird.memory import tensors_checksum
-    from hummingbird.tensorfile import read_tensor_file, write_tensor_file
+    from hummingbird.files.tensorfile import read_tensor_file, write_tensor_file
+    from hummingbird.memory.bank import tensors_checksum
 
     tensors, meta = read_tensor_file(w / "bank.safetensors", "hummingbird", "bank")
     tensors["features"][[3, 17]] = float("nan")
@@ -115,7 +115,7 @@ def nan_bank(w: Path) -> None:
 
 def edit_bank_metadata(**changes) -> Callable[[Path], None]:
     def setup(w: Path) -> None:
-        from hummingbird.tensorfile import read_tensor_file, write_tensor_file
+        from hummingbird.files.tensorfile import read_tensor_file, write_tensor_file
 
         tensors, meta = read_tensor_file(w / "bank.safetensors", "hummingbird", "bank")
         write_tensor_file(w / "bank.safetensors", tensors, "hummingbird", {**meta, **changes})
@@ -355,8 +355,9 @@ def snapshot(folder: Path) -> dict[Path, bytes]:
 @contextmanager
 def failing_disk(monkeypatch):
     """Every writer (safetensors, JSON, Pillow) writes part of its file, then fails as a full disk makes it."""
-    import hummingbird.tensorfile as tensorfile
     from safetensors import SafetensorError
+
+    import hummingbird.files.tensorfile as tensorfile
 
     def partial(target) -> None:
         if isinstance(target, (str, Path)):
@@ -408,7 +409,7 @@ def under(condition: str | None, w: Path, monkeypatch, stack: ExitStack) -> None
     elif kind == "enospc":
         stack.enter_context(failing_disk(monkeypatch))
     elif kind == "locked":
-        from hummingbird.locking import exclusive_output
+        from hummingbird.files.locking import exclusive_output
 
         stack.enter_context(exclusive_output(w / arg))
     else:

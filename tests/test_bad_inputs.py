@@ -14,17 +14,17 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from conftest import write_folder_dataset
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from conftest import write_folder_dataset
-from hummingbird.cli import main
-from hummingbird.datasets import load_dataset
+from hummingbird.cli.main import main
+from hummingbird.datasets.registry import load_dataset
 from hummingbird.errors import BankError, DatasetError
-from hummingbird.memory import MemoryBank
-from hummingbird.metrics import ConfusionMatrix, scores
-from hummingbird.patch_labels import patch_label_distributions
+from hummingbird.evaluation.metrics import ConfusionMatrix, scores
+from hummingbird.memory.bank import MemoryBank
+from hummingbird.memory.patch_labels import patch_label_distributions
 
 COMMON = ["--weights", "random", "--input-size", "64", "--num-workers", "0", "--no-progress"]
 
@@ -235,8 +235,8 @@ def test_sigterm_during_build_leaves_previous_bank_intact(tmp_path):
 def test_sigterm_inside_a_guarded_library_call_still_interrupts(tmp_path, monkeypatch, capsys):
     """SIGTERM raises cli.Terminated wherever the process is; an ``except Exception`` around a checkpoint
     read must not turn it into a "not a valid checkpoint" error."""
-    import hummingbird.checkpoints as checkpoints
-    from hummingbird.cli import _raise_terminated
+    import hummingbird.models.checkpoints as checkpoints
+    from hummingbird.cli.main import _raise_terminated
 
     weights = tmp_path / "w.pth"
     torch.save({"w": torch.zeros(2)}, weights)
@@ -251,7 +251,7 @@ def test_sigterm_inside_a_guarded_library_call_still_interrupts(tmp_path, monkey
 
 
 def test_interrupted_write_never_leaves_a_loadable_partial_file(tmp_path, monkeypatch):
-    import hummingbird.tensorfile as tensorfile
+    import hummingbird.files.tensorfile as tensorfile
 
     bank = MemoryBank(torch.zeros(4, 2), torch.ones(4, 1), torch.zeros(4, 3, dtype=torch.int32),
                       torch.zeros(1, 6, dtype=torch.int32), {"x": 1})

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from hummingbird.cli import main
+from hummingbird.cli.main import main
 
 NEEDS = {  # the required options of each command, so that only the option under test is wrong
     "build-memory": ["--dataset", "folder", "--data-root", "ds", "--out", "OUT"],
@@ -59,9 +59,8 @@ import time  # noqa: E402
 import warnings  # noqa: E402
 
 import numpy as np  # noqa: E402
-from PIL import Image  # noqa: E402
-
 from conftest import write_folder_dataset  # noqa: E402
+from PIL import Image  # noqa: E402
 
 COMMON = ["--weights", "random", "--num-workers", "0", "--no-progress"]
 
@@ -154,7 +153,7 @@ def _as_16_bit(path, out):
 def test_16_bit_png_is_scaled_not_clipped(tmp_path):
     ds = write_folder_dataset(tmp_path / "ds", n_train=3, n_val=1)
     gray16 = _as_16_bit(ds / "images" / "img000.png", ds / "images" / "img000.png")
-    from hummingbird.datasets import load_dataset
+    from hummingbird.datasets.registry import load_dataset
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -176,7 +175,7 @@ def test_segment_of_a_16_bit_png_equals_its_8_bit_twin(blocks, tmp_path, capsys)
 
 @pytest.mark.parametrize("mode", ["F01", "F255", "I", "L", "CMYK", "P", "RGBA", "LA"])
 def test_other_pixel_formats_read_as_8_bit_rgb(tmp_path, mode):
-    from hummingbird.imageio import read_rgb
+    from hummingbird.datasets.imageio import read_rgb
 
     rgb = np.random.default_rng(0).integers(0, 256, (16, 24, 3), dtype=np.uint8)
     gray = np.array(Image.fromarray(rgb).convert("L"))
@@ -246,7 +245,7 @@ def _voc_build(root, out, capsys, *extra):
 
 
 def test_voc_layout_takes_the_classes_of_its_classes_txt(tmp_path, capsys):
-    from hummingbird.memory import MemoryBank
+    from hummingbird.memory.bank import MemoryBank
 
     root = _rock_voc(tmp_path / "rocks")
     bank = tmp_path / "bank.safetensors"
@@ -259,7 +258,7 @@ def test_voc_layout_takes_the_classes_of_its_classes_txt(tmp_path, capsys):
 
 
 def test_voc_layout_takes_num_classes(tmp_path, capsys):
-    from hummingbird.memory import MemoryBank
+    from hummingbird.memory.bank import MemoryBank
 
     root = _rock_voc(tmp_path / "rocks", classes_file=False)
     bank = tmp_path / "bank.safetensors"
@@ -302,7 +301,7 @@ def test_offline_without_weights_or_cache_fails_at_once_in_one_line(blocks, tmp_
 def test_pretrained_weights_come_from_the_local_cache_without_network(tmp_path):
     from safetensors.torch import save_file
 
-    from hummingbird.backbones import load_backbone
+    from hummingbird.models.backbones import load_backbone
 
     state = load_backbone("dino_vits16", weights="random", seed=5).model.state_dict()
     snapshot_dir = tmp_path / "hf" / "hub" / "models--timm--vit_small_patch16_224.dino" / "snapshots" / ("0" * 40)
@@ -312,7 +311,7 @@ def test_pretrained_weights_come_from_the_local_cache_without_network(tmp_path):
     (snapshot_dir.parents[1] / "refs" / "main").write_text("0" * 40)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUGGINGFACE"))}
     env.update(HF_HOME=str(tmp_path / "hf"), HF_ENDPOINT="http://127.0.0.1:9")
-    code = ("import torch; from hummingbird.backbones import load_backbone; "
+    code = ("import torch; from hummingbird.models.backbones import load_backbone; "
             "e = load_backbone('dino_vits16'); print(e.weights_id, float(e.model.blocks[0].attn.qkv.weight.sum()))")
     proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
@@ -359,7 +358,7 @@ def test_fungi_bank_finds_its_support_from_another_directory(tmp_path, monkeypat
 def test_bank_finds_its_weights_file_from_another_directory(tmp_path, monkeypatch, capsys):
     import torch
 
-    from hummingbird.backbones import load_backbone
+    from hummingbird.models.backbones import load_backbone
 
     ds = write_folder_dataset(tmp_path / "ds", n_train=3, n_val=1)
     built, elsewhere = tmp_path / "project", tmp_path / "elsewhere"
@@ -408,7 +407,7 @@ def test_weights_file_of_random_bytes_is_named_as_not_a_checkpoint(blocks, tmp_p
 # ----------------------------------------------------------------------------- 9: two writers of one --out
 
 def test_second_build_writing_the_same_out_is_refused(tmp_path, capsys):
-    from hummingbird.memory import MemoryBank
+    from hummingbird.memory.bank import MemoryBank
 
     ds = write_folder_dataset(tmp_path / "big", n_train=40, n_val=0, size=128)
     out = tmp_path / "bank.safetensors"
@@ -436,7 +435,7 @@ def test_second_build_writing_the_same_out_is_refused(tmp_path, capsys):
 
 
 def test_sharded_output_folder_is_locked_too(blocks, tmp_path, capsys):
-    from hummingbird.locking import exclusive_output
+    from hummingbird.files.locking import exclusive_output
 
     ds, _ = blocks
     out = tmp_path / "sharded_bank"

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from hummingbird.cli import build_parser
+from hummingbird.cli.parser import build_parser
 
 
 def _subcommands() -> dict[str, argparse.ArgumentParser]:
@@ -15,7 +15,7 @@ def _subcommands() -> dict[str, argparse.ArgumentParser]:
 
 
 def test_importing_the_cli_imports_no_heavy_library():
-    code = ("import sys; import hummingbird.cli as c; c.build_parser().format_help(); "
+    code = ("import sys; import hummingbird.cli.main as c; c.build_parser().format_help(); "
             "print(sorted(m for m in ('torch', 'timm', 'faiss', 'torchvision', 'numpy') if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
@@ -40,10 +40,10 @@ def test_help_runs_and_shows_every_default(command):
 
 
 def test_catalog_names_match_the_implementations():
-    from hummingbird.backbones import PRESETS
     from hummingbird.catalog import DATASET_KINDS, PRESET_NAMES, PROTOCOL_PRESETS
-    from hummingbird.datasets import DATASETS
-    from hummingbird.protocols import PROTOCOLS
+    from hummingbird.datasets.registry import DATASETS
+    from hummingbird.evaluation.protocols import PROTOCOLS
+    from hummingbird.models.backbones import PRESETS
 
     assert PRESET_NAMES == tuple(PRESETS)
     assert DATASET_KINDS == tuple(DATASETS)
@@ -55,7 +55,7 @@ def test_program_entry_point_returns_mains_code_and_freezes_what_is_alive(capsys
     then the objects alive are moved out of the collector's reach (the final collection skips them)."""
     import gc
 
-    from hummingbird.cli import entry_point
+    from hummingbird.cli.main import entry_point
 
     gc.unfreeze()
     try:

@@ -5,13 +5,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from hummingbird.backbones import load_backbone
-from hummingbird.datasets import load_dataset
-from hummingbird.features import TokenFeatures
-from hummingbird.pipeline import LoaderOptions, build_memory_bank, make_decoder, predictions
-from hummingbird.precision import resolve_precision
-from hummingbird.search import ExactSearch
-from hummingbird.transforms import EvalResize
+from hummingbird.datasets.loader import LoaderOptions
+from hummingbird.datasets.registry import load_dataset
+from hummingbird.datasets.transforms import EvalResize
+from hummingbird.memory.search import ExactSearch
+from hummingbird.models.backbones import load_backbone
+from hummingbird.models.features import TokenFeatures
+from hummingbird.models.precision import resolve_precision
+from hummingbird.pipeline import build_memory_bank, make_decoder, predictions
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 

@@ -3,13 +3,14 @@
 import numpy as np
 import pytest
 import torch
+from conftest import write_ade, write_folder_dataset, write_voc
 from PIL import Image
 
-from conftest import write_ade, write_folder_dataset, write_voc
-from hummingbird.classes import ADE20K_CLASSES, VOC_CLASSES
-from hummingbird.datasets import IGNORE_INDEX, load_dataset
+from hummingbird.datasets.base import IGNORE_INDEX
+from hummingbird.datasets.classes import ADE20K_CLASSES, VOC_CLASSES
+from hummingbird.datasets.registry import load_dataset
+from hummingbird.datasets.transforms import EvalResize, MemoryAugment
 from hummingbird.errors import DatasetError
-from hummingbird.transforms import EvalResize, MemoryAugment
 
 
 def test_voc_palette_masks_keep_indices_and_255(tmp_path):

@@ -4,8 +4,8 @@ patch, class and storage tokens and an intermediate layer within 1e-5, at a squa
 import pytest
 import torch
 
-from hummingbird.backbones import load_backbone
 from hummingbird.errors import CheckpointError
+from hummingbird.models.backbones import load_backbone
 from tests.realdata import real_peer
 
 MODELS = ("dinov3_vits16", "dinov3_vits16plus")

@@ -7,13 +7,14 @@ import pytest
 import torch
 from PIL import Image
 
-from hummingbird.backbones import load_backbone
-from hummingbird.cli import main
-from hummingbird.datasets import load_dataset
-from hummingbird.features import TokenFeatures
-from hummingbird.memory import MemoryBank
-from hummingbird.pipeline import LoaderOptions, build_memory_bank, evaluate, make_decoder
-from hummingbird.transforms import EvalResize, MemoryAugment
+from hummingbird.cli.main import main
+from hummingbird.datasets.loader import LoaderOptions
+from hummingbird.datasets.registry import load_dataset
+from hummingbird.datasets.transforms import EvalResize, MemoryAugment
+from hummingbird.memory.bank import MemoryBank
+from hummingbird.models.backbones import load_backbone
+from hummingbird.models.features import TokenFeatures
+from hummingbird.pipeline import build_memory_bank, evaluate, make_decoder
 
 QUIET = LoaderOptions(batch_size=4, progress=False)
 
@@ -113,7 +114,7 @@ def _separable_features(n=12, grid=4, patch=8, classes=4, dim=32, seed=0):
 
 
 def test_overclustering_with_k_equal_classes_on_separable_features():
-    from hummingbird.probes import cluster_patches, overcluster_scores
+    from hummingbird.evaluation.probes import cluster_patches, overcluster_scores
 
     feats, masks = _separable_features()
     names = ["a", "b", "c", "d"]
@@ -122,7 +123,7 @@ def test_overclustering_with_k_equal_classes_on_separable_features():
 
 
 def test_linear_probe_on_separable_features():
-    from hummingbird.probes import linear_probe_scores, train_linear_probe
+    from hummingbird.evaluation.probes import linear_probe_scores, train_linear_probe
 
     feats, masks = _separable_features(n=16)
     probe = train_linear_probe(feats[:12], masks[:12], 4, epochs=30, lr=0.05, progress=False)
@@ -130,7 +131,7 @@ def test_linear_probe_on_separable_features():
 
 
 def test_cluster_matching_rules():
-    from hummingbird.probes import cluster_to_class
+    from hummingbird.evaluation.probes import cluster_to_class
 
     overlap = np.array([[0, 9, 1], [8, 0, 0], [1, 1, 7]])
     assert cluster_to_class(overlap).tolist() == [1, 0, 2]  # one-to-one

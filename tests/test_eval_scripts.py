@@ -49,7 +49,7 @@ def test_table_rows_resume_and_summary(folder_dataset, tmp_path):
 
 def test_table_runs_five_seeds_of_a_named_file_set_and_reports_mean_and_std(folder_dataset, tmp_path, monkeypatch):
     table = _load("eval/hbird_table.py")
-    from hummingbird.filesets import SEEDS
+    from hummingbird.datasets.filesets import SEEDS
 
     lists = tmp_path / "filesets" / "voc" / "1_div_128"
     lists.mkdir(parents=True)

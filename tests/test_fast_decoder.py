@@ -8,14 +8,14 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange
 
-import hummingbird.search as search
-from hummingbird.decoder import HummingbirdDecoder, soft_labels, upsample_labels
-from hummingbird.index import NeighbourIndex
-from hummingbird.memory import MemoryBank
-from hummingbird.metrics import ConfusionMatrix
+import hummingbird.memory.search as search
+from hummingbird.evaluation.metrics import ConfusionMatrix
+from hummingbird.memory.bank import MemoryBank
+from hummingbird.memory.decoder import HummingbirdDecoder, soft_labels, upsample_labels
+from hummingbird.memory.faiss_index import NeighbourIndex
+from hummingbird.memory.search import ClusteredSearch, ExactSearch, TopK, auto_spec
 from hummingbird.pipeline import make_decoder
-from hummingbird.profiling import StageTimer
-from hummingbird.search import ClusteredSearch, ExactSearch, TopK, auto_spec
+from hummingbird.runtime.profiling import StageTimer
 
 
 def _clustered_data(n, d=32, centres=40, queries=300, seed=0):
@@ -300,7 +300,7 @@ def test_contending_classes_prunes_classes_that_never_win():
 
 
 def search_free_contenders(dist):
-    from hummingbird.decoder import contending_classes
+    from hummingbird.memory.decoder import contending_classes
 
     return contending_classes(dist)
 

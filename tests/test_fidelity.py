@@ -2,14 +2,14 @@
 ../shared/ lacks them)."""
 
 import pytest
-
-from hummingbird.backbones import load_backbone
-from hummingbird.classes import VOC_CLASSES
-from hummingbird.features import TokenFeatures
-from hummingbird.fidelity import PeerAnswers, compare_with_peer, reproduce_peer
-from hummingbird.pipeline import LoaderOptions
-from hummingbird.protocols import PROTOCOLS
 from realdata import real_peer, real_voc, real_weights
+
+from hummingbird.datasets.classes import VOC_CLASSES
+from hummingbird.datasets.loader import LoaderOptions
+from hummingbird.evaluation.fidelity import PeerAnswers, compare_with_peer, reproduce_peer
+from hummingbird.evaluation.protocols import PROTOCOLS
+from hummingbird.models.backbones import load_backbone
+from hummingbird.models.features import TokenFeatures
 
 pytestmark = pytest.mark.realdata
 

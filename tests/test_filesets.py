@@ -1,11 +1,12 @@
 """Official file sets shipped in data/filesets, named without paths."""
 
 import pytest
-
 from conftest import write_voc
-from hummingbird.datasets import load_dataset, read_id_list
+
+from hummingbird.datasets.base import read_id_list
+from hummingbird.datasets.filesets import SEEDS, expand_fileset, fileset_root, is_named, resolve_fileset
+from hummingbird.datasets.registry import load_dataset
 from hummingbird.errors import DatasetError
-from hummingbird.filesets import SEEDS, expand_fileset, fileset_root, is_named, resolve_fileset
 
 
 def test_names_resolve_to_the_shipped_official_lists():

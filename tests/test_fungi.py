@@ -11,12 +11,13 @@ from fungi_dense.objectives import infonce_loss, kl_uniform_loss
 from fungi_dense.projection import DenseProjection, KhatriRaoProjection
 from fungi_dense.support import SupportMemory, build_support_memory
 from fungi_dense.variants import VARIANTS
-from hummingbird.backbones import load_backbone
-from hummingbird.datasets import load_dataset
+from hummingbird.datasets.loader import LoaderOptions
+from hummingbird.datasets.registry import load_dataset
+from hummingbird.datasets.transforms import EvalResize
 from hummingbird.errors import BankError, ConfigError
-from hummingbird.memory import MemoryBank
-from hummingbird.pipeline import LoaderOptions, build_memory_bank, evaluate, make_decoder
-from hummingbird.transforms import EvalResize
+from hummingbird.memory.bank import MemoryBank
+from hummingbird.models.backbones import load_backbone
+from hummingbird.pipeline import build_memory_bank, evaluate, make_decoder
 
 QUIET = LoaderOptions(batch_size=4, progress=False)
 
@@ -201,7 +202,7 @@ def test_support_round_trip_and_mismatch(encoder, support, tmp_path):
 
 
 def test_cli_fungi_build_evaluate_segment(folder_dataset, tmp_path, capsys):
-    from hummingbird.cli import main
+    from hummingbird.cli.main import main
 
     bank_path, support_path = tmp_path / "bank.safetensors", tmp_path / "support.safetensors"
     common = ["--weights", "random", "--num-workers", "0", "--no-progress"]

@@ -37,13 +37,13 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
+from realdata import SHARED
 from safetensors.torch import load_file, save_file
 
 from fungi_dense.features import FungiConfig, FungiFeatures, image_seeds, keep_masks
 from fungi_dense.support import SupportMemory
 from fungi_dense.variants import VARIANTS
-from hummingbird.backbones import load_backbone
-from realdata import SHARED
+from hummingbird.models.backbones import load_backbone
 
 PEER = SHARED / "peers" / "fungi-reference"
 LATENT, NEGATIVES, TAU = 16, 2, 0.07

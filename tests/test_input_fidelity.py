@@ -16,11 +16,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import leftovers, rotated_jpeg, unwritable
 from PIL import Image
 
-from conftest import leftovers, rotated_jpeg, unwritable
-from hummingbird.cli import main
-from hummingbird.synthetic import block_scene, write_block_dataset
+from hummingbird.cli.main import main
+from hummingbird.datasets.synthetic import block_scene, write_block_dataset
 
 TINY = ["--backbone", "timm:vit_tiny_patch16_224", "--weights", "random", "--input-size", "64", "--num-workers", "0",
         "--no-progress"]
@@ -58,7 +58,7 @@ def rotated_dataset(root: Path, width: int, height: int, orientation: int = 6) -
 
 @pytest.mark.parametrize("width,height,orientation", [(96, 64, 6), (96, 64, 8), (64, 64, 6), (64, 64, 8)])
 def test_rotated_photo_is_read_upright_with_its_upright_mask(tmp_path, width, height, orientation):
-    from hummingbird.datasets import load_dataset
+    from hummingbird.datasets.registry import load_dataset
 
     ds = rotated_dataset(tmp_path / "ds", width, height, orientation)
     stored = Image.open(ds / "images" / "img000.jpg")
@@ -80,8 +80,8 @@ def test_check_dataset_names_rotated_images_and_finds_no_problem(tmp_path, capsy
 
 
 def test_segment_and_source_crops_are_upright(tmp_path, capsys):
-    from hummingbird.memory import MemoryBank
-    from hummingbird.neighbours import SourceImages
+    from hummingbird.memory.bank import MemoryBank
+    from hummingbird.visual.neighbours import SourceImages
 
     ds = rotated_dataset(tmp_path / "ds", 96, 64)
     bank = tmp_path / "bank.safetensors"
@@ -103,7 +103,7 @@ def test_segment_and_source_crops_are_upright(tmp_path, capsys):
 # ----------------------------------------------------------------------------- 2: non-finite numbers
 
 def tiny_state(**poison):
-    from hummingbird.backbones import load_backbone
+    from hummingbird.models.backbones import load_backbone
 
     state = load_backbone("timm:vit_tiny_patch16_224", weights="random").model.state_dict()
     for name, value in poison.items():
@@ -128,8 +128,8 @@ def test_weights_with_non_finite_values_are_refused_naming_the_tensor(tmp_path, 
 
 def nan_bank(path: Path, rows=(1, 4)) -> None:
     """A bank file whose feature rows ``rows`` are NaN, written past the save check (valid checksum)."""
-    from hummingbird.memory import FORMAT_VERSION, tensors_checksum
-    from hummingbird.tensorfile import write_tensor_file
+    from hummingbird.files.tensorfile import write_tensor_file
+    from hummingbird.memory.bank import FORMAT_VERSION, tensors_checksum
 
     features = torch.nn.functional.normalize(torch.randn(6, 8), dim=1)
     features[list(rows)] = float("nan")
@@ -141,7 +141,7 @@ def nan_bank(path: Path, rows=(1, 4)) -> None:
 
 def test_bank_with_nan_features_is_refused_on_load_naming_rows(tmp_path):
     from hummingbird.errors import BankError
-    from hummingbird.memory import MemoryBank
+    from hummingbird.memory.bank import MemoryBank
 
     nan_bank(tmp_path / "b.safetensors")
     with pytest.raises(BankError, match=r"b.safetensors: 2 of 6 feature rows hold NaN or infinite values \(rows 1, 4\)"):
@@ -150,7 +150,7 @@ def test_bank_with_nan_features_is_refused_on_load_naming_rows(tmp_path):
 
 def test_bank_with_nan_features_is_not_written(tmp_path):
     from hummingbird.errors import BankError
-    from hummingbird.memory import MemoryBank
+    from hummingbird.memory.bank import MemoryBank
 
     features = torch.ones(5, 4)
     features[2, 1] = float("inf")
@@ -169,7 +169,7 @@ def test_bank_with_nan_features_is_not_written(tmp_path):
 # (EROFS) and `ulimit -f` (EFBIG), in a user+mount namespace (skipped where `unshare` cannot make one).
 REAL_WRITE_ERRORS = r"""
 import os, resource, signal, sys
-from hummingbird.cli import main
+from hummingbird.cli.main import main
 ds, full, ro, limited = sys.argv[1:5]
 tiny = ["--backbone", "timm:vit_tiny_patch16_224", "--weights", "random", "--input-size", "64", "--num-workers", "0",
         "--no-progress", "--no-augment"]
@@ -218,7 +218,7 @@ def test_real_disk_full_read_only_and_size_limit(tmp_path):
     ("utf-8", "bg\nred\ngreen\nblue".encode("utf-8")),
 ])
 def test_classes_txt_and_split_lists_in_the_usual_encodings(tmp_path, encoding, raw):
-    from hummingbird.datasets import load_dataset
+    from hummingbird.datasets.registry import load_dataset
 
     ds = write_block_dataset(tmp_path / "ds", n_train=3, n_val=1)
     (ds / "classes.txt").write_bytes(raw)
@@ -230,7 +230,8 @@ def test_classes_txt_and_split_lists_in_the_usual_encodings(tmp_path, encoding, 
 
 def test_voc_split_list_with_a_bom_finds_its_images(tmp_path):
     from conftest import write_voc
-    from hummingbird.datasets import load_dataset
+
+    from hummingbird.datasets.registry import load_dataset
 
     root = write_voc(tmp_path / "voc")
     split = root / "VOCdevkit" / "VOC2012" / "ImageSets" / "Segmentation" / "train.txt"

@@ -7,11 +7,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from hummingbird.decoder import HummingbirdDecoder, soft_labels
 from hummingbird.errors import BankError, ConfigError
-from hummingbird.index import NeighbourIndex
-from hummingbird.memory import MemoryBank
-from hummingbird.metrics import ConfusionMatrix, open_hbird_hungarian_scores, scores
+from hummingbird.evaluation.metrics import ConfusionMatrix, open_hbird_hungarian_scores, scores
+from hummingbird.memory.bank import MemoryBank
+from hummingbird.memory.decoder import HummingbirdDecoder, soft_labels
+from hummingbird.memory.faiss_index import NeighbourIndex
 
 
 def _bank(n=50, d=8, c=3, dtype=torch.float32):

@@ -11,8 +11,8 @@ from torchvision import transforms as T
 from torchvision.transforms import functional as F1
 from torchvision.transforms import v2
 
-from hummingbird.protocols import PROTOCOLS
-from hummingbird.transforms import JITTER_OPS, OpenHbirdAugment, OpenHbirdDraw
+from hummingbird.datasets.transforms import JITTER_OPS, OpenHbirdAugment, OpenHbirdDraw
+from hummingbird.evaluation.protocols import PROTOCOLS
 
 OPEN_HBIRD = PROTOCOLS["open-hbird"]
 MEAN, STD = OPEN_HBIRD.normalisation

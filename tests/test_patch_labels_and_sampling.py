@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from hummingbird.patch_labels import patch_label_distributions
-from hummingbird.sampling import class_balanced_selection
+from hummingbird.memory.patch_labels import patch_label_distributions
+from hummingbird.memory.sampling import class_balanced_selection
 
 
 def test_hand_computed_patch_distributions():

@@ -12,17 +12,17 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
-
-from hummingbird.cli import main
-from hummingbird.plots import table_plots, write_table_csv
 from realdata import real_voc, real_weights
+
+from hummingbird.cli.main import main
+from hummingbird.visual.plots import table_plots, write_table_csv
 
 ROOT = Path(__file__).resolve().parents[1]
 SIZE, TRAIN, VAL, MEMORY_SIZES = 224, 20, 10, (1024, 4096)
 
 
 def _series(svg: Path) -> list[str]:
-    """Ids of the data series groups of a figure written by hummingbird.plots."""
+    """Ids of the data series groups of a figure written by hummingbird.visual.plots."""
     return sorted(set(re.findall(r'<g id="(series-\d+)[."]', svg.read_text())))
 
 

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from hummingbird.backbones import load_backbone
-from hummingbird.pos_embed import official_resample, use_pos_embed_rule
+from hummingbird.models.backbones import load_backbone
+from hummingbird.models.pos_embed import official_resample, use_pos_embed_rule
 
 
 def _cubic(t: np.ndarray, a: float = -0.75) -> np.ndarray:

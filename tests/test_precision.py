@@ -7,17 +7,18 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from hummingbird import precision
-from hummingbird.backbones import load_backbone
-from hummingbird.cli import main
-from hummingbird.datasets import load_dataset
+from hummingbird.cli.main import main
+from hummingbird.datasets.loader import LoaderOptions
+from hummingbird.datasets.registry import load_dataset
+from hummingbird.datasets.transforms import EvalResize
 from hummingbird.errors import ConfigError
-from hummingbird.features import TokenFeatures
-from hummingbird.memory import MemoryBank
-from hummingbird.pipeline import LoaderOptions, build_memory_bank, make_decoder, predictions
-from hummingbird.protocols import PROTOCOLS
-from hummingbird.search import ClusteredSearch, ExactSearch
-from hummingbird.transforms import EvalResize
+from hummingbird.evaluation.protocols import PROTOCOLS
+from hummingbird.memory.bank import MemoryBank
+from hummingbird.memory.search import ClusteredSearch, ExactSearch
+from hummingbird.models import precision
+from hummingbird.models.backbones import load_backbone
+from hummingbird.models.features import TokenFeatures
+from hummingbird.pipeline import build_memory_bank, make_decoder, predictions
 
 QUIET = LoaderOptions(batch_size=4, progress=False)
 

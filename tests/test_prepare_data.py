@@ -8,11 +8,11 @@ import time
 
 import numpy as np
 import pytest
-from PIL import Image
-
-from hummingbird.cli import main
 import tiny_archives as tiny
+from PIL import Image
 from tiny_archives import LoopbackServer, official_paths, write_files
+
+from hummingbird.cli.main import main
 
 
 @pytest.fixture(scope="module")

@@ -3,18 +3,20 @@
 import numpy as np
 import pytest
 import torch
+from conftest import write_ade
 from PIL import Image
 
-from conftest import write_ade
-from hummingbird.backbones import load_backbone
-from hummingbird.datasets import IGNORE_INDEX, load_dataset
+from hummingbird.datasets.base import IGNORE_INDEX
+from hummingbird.datasets.loader import LoaderOptions
+from hummingbird.datasets.registry import load_dataset
+from hummingbird.datasets.transforms import EvalResize, OpenHbirdAugment
 from hummingbird.errors import BankError, ConfigError
-from hummingbird.features import TokenFeatures
-from hummingbird.memory import MemoryBank
-from hummingbird.pipeline import LoaderOptions, build_memory_bank
-from hummingbird.protocols import PROTOCOLS, get_protocol
-from hummingbird.sampling import class_frequency_selection
-from hummingbird.transforms import EvalResize, OpenHbirdAugment
+from hummingbird.evaluation.protocols import PROTOCOLS, get_protocol
+from hummingbird.memory.bank import MemoryBank
+from hummingbird.memory.sampling import class_frequency_selection
+from hummingbird.models.backbones import load_backbone
+from hummingbird.models.features import TokenFeatures
+from hummingbird.pipeline import build_memory_bank
 
 OPEN_HBIRD, DEFAULT = PROTOCOLS["open-hbird"], PROTOCOLS["default"]
 QUIET = LoaderOptions(batch_size=2, progress=False)
@@ -122,7 +124,7 @@ def test_version_1_banks_mean_what_they_meant(folder_dataset, tmp_path):
     bank = build_memory_bank(TokenFeatures(encoder), train, 32, opts=QUIET)
     for key in ("pos_embed", "normalisation", "protocol_preset"):  # what a version-1 bank lacked
         bank.metadata.pop(key)
-    from hummingbird import memory
+    from hummingbird.memory import bank as memory
 
     version, memory.FORMAT_VERSION = memory.FORMAT_VERSION, 1
     try:
@@ -142,8 +144,8 @@ def test_search_defaults_to_the_presets_exact_for_open_hbird_and_auto_otherwise(
                                                                                 monkeypatch):
     import json
 
-    from hummingbird import search
-    from hummingbird.cli import main
+    from hummingbird.cli.main import main
+    from hummingbird.memory import search
 
     monkeypatch.setattr(search, "CPU_CLUSTERED_FROM", 1)  # auto clusters even this small memory
     common = ["--dataset", "folder", "--data-root", str(folder_dataset), "--weights", "random", "--backbone",

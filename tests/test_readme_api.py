@@ -6,9 +6,9 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-
-from hummingbird.cli import main
 from realdata import SHARED, real_voc, real_weights
+
+from hummingbird.cli.main import main
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 

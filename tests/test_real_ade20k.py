@@ -3,11 +3,12 @@
 import numpy as np
 import pytest
 from PIL import Image
-
-from hummingbird.datasets import IGNORE_INDEX, load_dataset
-from hummingbird.protocols import PROTOCOLS
-from hummingbird.transforms import EvalResize
 from realdata import real_ade20k
+
+from hummingbird.datasets.base import IGNORE_INDEX
+from hummingbird.datasets.registry import load_dataset
+from hummingbird.datasets.transforms import EvalResize
+from hummingbird.evaluation.protocols import PROTOCOLS
 
 pytestmark = pytest.mark.realdata
 

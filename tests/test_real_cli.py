@@ -13,15 +13,16 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-
-from hummingbird.backbones import load_backbone
-from hummingbird.cli import main
-from hummingbird.datasets import load_dataset
-from hummingbird.features import TokenFeatures
-from hummingbird.memory import MemoryBank
-from hummingbird.pipeline import LoaderOptions, evaluate, make_decoder
-from hummingbird.transforms import EvalResize
 from realdata import real_voc, real_weights
+
+from hummingbird.cli.main import main
+from hummingbird.datasets.loader import LoaderOptions
+from hummingbird.datasets.registry import load_dataset
+from hummingbird.datasets.transforms import EvalResize
+from hummingbird.memory.bank import MemoryBank
+from hummingbird.models.backbones import load_backbone
+from hummingbird.models.features import TokenFeatures
+from hummingbird.pipeline import evaluate, make_decoder
 
 SIZE, TRAIN, VAL, K = 224, 12, 6, 10
 

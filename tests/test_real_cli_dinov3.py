@@ -7,10 +7,10 @@ import json
 
 import pytest
 from PIL import Image
-
-from hummingbird.cli import main
-from hummingbird.memory import MemoryBank
 from realdata import real_voc
+
+from hummingbird.cli.main import main
+from hummingbird.memory.bank import MemoryBank
 
 SIZE, TRAIN, VAL = 224, 4, 2
 RUNTIME = ["--num-workers", "0", "--no-progress", "--device", "cpu"]

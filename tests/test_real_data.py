@@ -3,14 +3,15 @@
 import math
 
 import pytest
-
-from hummingbird.backbones import load_backbone
-from hummingbird.datasets import load_dataset
-from hummingbird.features import TokenFeatures
-from hummingbird.pipeline import LoaderOptions, build_memory_bank, evaluate, make_decoder
-from hummingbird.results import format_scores
-from hummingbird.transforms import EvalResize, MemoryAugment
 from realdata import real_voc, real_weights
+
+from hummingbird.datasets.loader import LoaderOptions
+from hummingbird.datasets.registry import load_dataset
+from hummingbird.datasets.transforms import EvalResize, MemoryAugment
+from hummingbird.evaluation.results import format_scores
+from hummingbird.models.backbones import load_backbone
+from hummingbird.models.features import TokenFeatures
+from hummingbird.pipeline import build_memory_bank, evaluate, make_decoder
 
 pytestmark = pytest.mark.realdata
 TRAIN_IMAGES, VAL_IMAGES = 40, 20

@@ -8,16 +8,17 @@ import pytest
 import torch
 import torch.nn.functional as F
 from einops import rearrange
-
-import hummingbird.search as search
-from hummingbird.backbones import load_backbone
-from hummingbird.datasets import load_dataset
-from hummingbird.decoder import soft_labels
-from hummingbird.features import TokenFeatures
-from hummingbird.index import NeighbourIndex
-from hummingbird.pipeline import LoaderOptions, build_memory_bank, make_decoder
-from hummingbird.transforms import EvalResize
 from realdata import real_voc, real_weights
+
+import hummingbird.memory.search as search
+from hummingbird.datasets.loader import LoaderOptions
+from hummingbird.datasets.registry import load_dataset
+from hummingbird.datasets.transforms import EvalResize
+from hummingbird.memory.decoder import soft_labels
+from hummingbird.memory.faiss_index import NeighbourIndex
+from hummingbird.models.backbones import load_backbone
+from hummingbird.models.features import TokenFeatures
+from hummingbird.pipeline import build_memory_bank, make_decoder
 
 pytestmark = pytest.mark.realdata
 SIZE = 224  # 16 x 16 patches of ViT-S/14: a real memory of 30k patches from 120 images stays fast
@@ -49,7 +50,7 @@ def test_small_memory_predictions_equal_the_old_exact_path(real_setup):
     bank, queries, size = real_setup
     small = torch.arange(0, len(bank), 8)  # ~5k rows: auto keeps exact search
     memory, labels = bank.features[small], bank.labels[small].float()
-    from hummingbird.memory import MemoryBank
+    from hummingbird.memory.bank import MemoryBank
 
     part = MemoryBank(memory, labels, bank.sources[small], bank.views, bank.metadata)
     decoder = make_decoder(part)

@@ -11,12 +11,13 @@ import time
 import numpy as np
 import pytest
 import torch
-
 from conftest import write_folder_dataset
-from hummingbird.cli import main
-from hummingbird.index import NeighbourIndex
-from hummingbird.memory import MemoryBank
-from hummingbird.shards import RowGather, ShardedBank, mmap_tensors
+
+from hummingbird.cli.main import main
+from hummingbird.memory.bank import MemoryBank
+from hummingbird.memory.faiss_index import NeighbourIndex
+from hummingbird.memory.rows import RowGather
+from hummingbird.memory.shards import ShardedBank, mmap_tensors
 
 BUILD = ["build-memory", "--dataset", "folder", "--split", "train", "--backbone", "dino_vits16", "--weights", "random",
          "--input-size", "64", "--memory-size", "60", "--augmentation-epochs", "2", "--batch-size", "3",
@@ -34,7 +35,7 @@ def _cli(*args, nproc=1, check=True):
         cmd = [sys.executable, "-m", "hummingbird", *args]
     else:
         cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
-               "-m", "hummingbird.cli", *args]
+               "-m", "hummingbird.cli.main", *args]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     if check:
         assert proc.returncode == 0, proc.stdout + proc.stderr

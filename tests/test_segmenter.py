@@ -11,11 +11,11 @@ import torch
 from PIL import Image
 
 from hummingbird import Segmenter
-from hummingbird.cli import main
+from hummingbird.cli.main import main
 from hummingbird.errors import ConfigError
-from hummingbird.memory import MemoryBank
-from hummingbird.search import ClusteredSearch
-from hummingbird.search_store import index_folder
+from hummingbird.memory.bank import MemoryBank
+from hummingbird.memory.search import ClusteredSearch
+from hummingbird.memory.search_store import index_folder
 
 RANDOM = {"backbone": "dino_vits16", "weights": "random", "input_size": 64, "k": 5}
 QUIET = ["--num-workers", "0", "--no-progress"]
@@ -29,7 +29,7 @@ def _pairs(root, ids):
 
 @pytest.fixture(scope="module")
 def blocks(tmp_path_factory):
-    from hummingbird.synthetic import write_block_dataset
+    from hummingbird.datasets.synthetic import write_block_dataset
 
     return write_block_dataset(tmp_path_factory.mktemp("blocks") / "blocks")
 

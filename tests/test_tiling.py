@@ -8,8 +8,8 @@ import pytest
 import torch
 from PIL import Image
 
-from hummingbird.cli import main
-from hummingbird.tiling import input_shape, patch_distributions, window_starts
+from hummingbird.cli.main import main
+from hummingbird.memory.tiling import input_shape, patch_distributions, window_starts
 
 COMMON = ["--weights", "random", "--num-workers", "0", "--no-progress"]
 RED, BLUE = (220, 30, 30), (30, 30, 220)
@@ -108,9 +108,9 @@ def test_wide_image_keeps_its_shape_and_its_boundary(halves_bank, tmp_path, mode
 
 
 def test_square_mode_squashes_the_patch_grid(halves_bank, tmp_path):
-    from hummingbird.backbones import load_backbone
-    from hummingbird.features import TokenFeatures
-    from hummingbird.memory import MemoryBank
+    from hummingbird.memory.bank import MemoryBank
+    from hummingbird.models.backbones import load_backbone
+    from hummingbird.models.features import TokenFeatures
     from hummingbird.pipeline import make_decoder
 
     bank = MemoryBank.load(halves_bank)

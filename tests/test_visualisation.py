@@ -9,11 +9,11 @@ import pytest
 import torch
 from PIL import Image
 
-from hummingbird.cli import main
-from hummingbird.geometry import patch_box_in_source, point_to_patch
-from hummingbird.memory import MemoryBank
-from hummingbird.palettes import ade20k_palette, distinct_palette, palette_for, voc_palette
-from hummingbird.viewer import read_viewer_data, write_viewer_data
+from hummingbird.cli.main import main
+from hummingbird.datasets.palettes import ade20k_palette, distinct_palette, palette_for, voc_palette
+from hummingbird.memory.bank import MemoryBank
+from hummingbird.visual.geometry import patch_box_in_source, point_to_patch
+from hummingbird.visual.viewer import read_viewer_data, write_viewer_data
 
 COMMON = ["--weights", "random", "--num-workers", "0", "--no-progress"]
 GREY, RED = (128, 128, 128), (230, 20, 20)

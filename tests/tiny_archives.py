@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from hummingbird.palettes import voc_palette
+from hummingbird.datasets.palettes import voc_palette
 
 # VOC ids: official train / val lists of the tiny VOC tar; SBD ids and lists of the tiny SBD tgz.
 VOC_TRAIN, VOC_VAL = ["2007_000032", "2007_000039"], ["2007_000033", "2007_000042"]
@@ -209,7 +209,7 @@ def official_paths(archives: dict[str, bytes]) -> dict[str, bytes]:
     """The archives under the URL paths of their official URLs (what ``--mirror`` asks a mirror for)."""
     from urllib.parse import urlsplit
 
-    from hummingbird.prepare.archives import ARCHIVES
+    from hummingbird.datasets.prepare.archives import ARCHIVES
 
     return {urlsplit(ARCHIVES[name].url).path: data for name, data in archives.items()}
 

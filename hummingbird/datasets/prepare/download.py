@@ -1,0 +1,138 @@
+"""Fetch an archive: resumable HTTP download into ``<name>.part`` (HTTP Range), checksum, then rename.
+
+torchvision's ``download_url`` restarts from zero after an interruption, which on a 2 GB archive over a
+slow line may never finish, so the transfer itself lives here (requests + tqdm)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from hummingbird.datasets.prepare.archives import Archive
+from hummingbird.errors import DownloadError
+
+CONNECT_TIMEOUT_S = 3.0  # a host that does not answer is reported at once
+READ_TIMEOUT_S = 60.0
+ATTEMPTS_WITHOUT_PROGRESS = 3  # attempts that add no byte before giving up (attempts that add bytes are free)
+CHUNK = 1 << 20
+
+
+def archive_url(archive: Archive, mirror: str | None = None) -> str:
+    """The archive's URL, or the same path on ``mirror`` (a base URL replacing the official host)."""
+    if not mirror:
+        return archive.url
+    parts = urlsplit(archive.url)
+    return mirror.rstrip("/") + parts.path + (f"?{parts.query}" if parts.query else "")
+
+
+def file_digest(path: Path, algorithm: str, progress: bool = True) -> str:
+    """Hex digest of a file, read in 1 MiB chunks with a progress bar."""
+    from tqdm.auto import tqdm
+
+    digest = hashlib.new(algorithm)
+    with open(path, "rb") as handle, tqdm(total=path.stat().st_size, unit="B", unit_scale=True, unit_divisor=1024,
+                                          desc=f"{algorithm} {path.name}", disable=not progress) as bar:
+        for chunk in iter(lambda: handle.read(CHUNK), b""):
+            digest.update(chunk)
+            bar.update(len(chunk))
+    return digest.hexdigest()
+
+
+def verify(path: Path, archive: Archive, progress: bool = True) -> None:
+    """Refuse ``path`` unless it has ``archive``'s checksum (archives without one are not checked here)."""
+    if archive.checksum is None:
+        return
+    found = file_digest(path, archive.algorithm, progress)
+    if found != archive.digest:
+        raise DownloadError(f"{path}: corrupted or wrong file for {archive.name}: {archive.algorithm} is {found}, "
+                            f"expected {archive.digest} ({archive.checksum_source})")
+
+
+def fetch(archive: Archive, folder: Path, mirror: str | None = None, progress: bool = True) -> Path:
+    """``folder/<archive name>``, downloaded unless already there and verified. An interrupted transfer
+    continues from ``<name>.part`` (in this run, or the next one); a download whose checksum is wrong is
+    deleted and refused."""
+    target = folder / archive.name
+    if target.is_file():
+        verify(target, archive, progress)
+        return target
+    url = archive_url(archive, mirror)
+    part = folder / f"{archive.name}.part"
+    _download(url, part, archive, target, progress)
+    try:
+        verify(part, archive, progress)
+    except DownloadError:
+        part.unlink()
+        raise DownloadError(f"{url}: downloaded {archive.name} is corrupted ({archive.algorithm} differs from "
+                            f"{archive.digest}, {archive.checksum_source}); deleted it, run again to retry") from None
+    os.replace(part, target)
+    return target
+
+
+def _offline_message(url: str, archive: Archive, target: Path, reason: str) -> str:
+    return (f"cannot download {archive.name} from {url} ({reason}); download it yourself "
+            f"({archive.size}) and put it at {target}, or pass --from-archive PATH or --mirror URL")
+
+
+def _download(url: str, part: Path, archive: Archive, target: Path, progress: bool) -> None:
+    """Append to ``part`` until the server's full length is there; retries resume with a Range request."""
+    import requests
+    from tqdm.auto import tqdm
+
+    stalled = 0
+    while True:
+        offset = part.stat().st_size if part.is_file() else 0
+        headers = {"Range": f"bytes={offset}-"} if offset else {}
+        try:
+            response = requests.get(url, headers=headers, stream=True, timeout=(CONNECT_TIMEOUT_S, READ_TIMEOUT_S))
+        except requests.RequestException as exc:  # refused, no route, name not resolved, no answer in time
+            kept = f"; {offset:,} bytes kept in {part} to resume" if offset else ""
+            raise DownloadError(_offline_message(url, archive, target, _reason(exc)) + kept) from None
+        with response:
+            if response.status_code == 416 and offset:  # nothing after offset: the part is complete
+                return
+            if response.status_code not in (200, 206):
+                raise DownloadError(_offline_message(url, archive, target,
+                                                     f"HTTP {response.status_code} {response.reason}"))
+            if response.status_code == 200:
+                offset = 0  # the server ignored the Range: start again
+            total = _total_length(response, offset)
+            response.raw.enforce_content_length = False  # keep the bytes of a cut transfer; the size is checked below
+            try:
+                part.parent.mkdir(parents=True, exist_ok=True)
+                with open(part, "ab" if offset else "wb") as out, \
+                        tqdm(total=total, initial=offset, unit="B", unit_scale=True, unit_divisor=1024,
+                             desc=f"download {archive.name}", disable=not progress) as bar:
+                    for chunk in response.iter_content(CHUNK):
+                        out.write(chunk)
+                        bar.update(len(chunk))
+                reason = None
+            except requests.RequestException as exc:  # connection closed or stalled mid-stream
+                reason = _reason(exc)
+        size = part.stat().st_size
+        if reason is None and (total is None or size >= total):
+            return
+        reason = reason or f"connection closed after {size:,} of {total:,} bytes"
+        stalled = 0 if size > offset else stalled + 1
+        if stalled >= ATTEMPTS_WITHOUT_PROGRESS:
+            raise DownloadError(f"{url}: download of {archive.name} failed ({reason}); {size:,} bytes kept in "
+                                f"{part}, run again to resume")
+
+
+def _total_length(response, offset: int) -> int | None:
+    """The full size of the file: from ``Content-Range`` (``bytes a-b/total``) or offset + ``Content-Length``."""
+    ranged = response.headers.get("Content-Range", "")
+    if "/" in ranged and ranged.rsplit("/", 1)[1].isdigit():
+        return int(ranged.rsplit("/", 1)[1])
+    length = response.headers.get("Content-Length")
+    return offset + int(length) if length is not None and length.isdigit() else None
+
+
+def _reason(exc: Exception) -> str:
+    """The innermost cause of a requests error, in a few words."""
+    inner = exc
+    while inner.__context__ is not None:
+        inner = inner.__context__
+    return (str(inner) or type(inner).__name__)[:160]

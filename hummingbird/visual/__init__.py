@@ -1,0 +1,4 @@
+"""What a user sees: overlays, legends and neighbour grids (:mod:`~hummingbird.visual.render`), why a patch got
+its label (:mod:`~hummingbird.visual.neighbours`, :mod:`~hummingbird.visual.geometry`,
+:mod:`~hummingbird.visual.sources`), the static neighbour viewer (:mod:`~hummingbird.visual.viewer`) and
+figures of results (:mod:`~hummingbird.visual.plots`)."""
