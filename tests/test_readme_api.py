@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from realdata import SHARED, real_voc, real_weights
+from realdata import real_voc, real_weights
 
 from hummingbird.cli.main import main
 
@@ -20,16 +20,19 @@ def _example() -> str:
     return block.group(1)
 
 
-def test_the_example_is_at_most_eight_lines():
-    assert len(_example().strip().splitlines()) <= 8
+def test_the_example_is_at_most_ten_lines_and_uses_the_users_paths():
+    example = _example()
+    assert len(example.strip().splitlines()) <= 10
+    assert "../shared" not in example and "data/voc/" in example and "weights/" in example
 
 
 def test_readme_python_api_example_runs_and_matches_the_cli(tmp_path, monkeypatch):
-    real_weights()
-    real_voc()
+    _, weights = real_weights()
+    voc = real_voc()
     monkeypatch.chdir(tmp_path)
     scope: dict = {}
-    exec(_example().replace("../shared", str(SHARED)), scope)  # noqa: S102 (the README's own example)
+    code = _example().replace("data/voc", str(voc)).replace("weights/dinov2_vits14_pretrain.pth", str(weights))
+    exec(code, scope)  # noqa: S102 (the README's own example, on the shared assets)
     labels, nearest, photo = scope["labels"], scope["nearest"], scope["photo"]
     assert labels.shape == (photo.height, photo.width) and labels.dtype == np.int64
     assert len(nearest) == 8 and nearest[0].similarity >= nearest[-1].similarity
