@@ -87,6 +87,7 @@ def build_memory_bank(features: TokenFeatures, dataset: SegmentationDataset, inp
         raise ConfigError(f"{dataset.root}: no labelled patches found (are all mask pixels ignored?)")
     bank = MemoryBank(torch.cat(feats), torch.cat(labels), torch.cat(sources), torch.cat(views), {
         **features.metadata(),
+        "target_kind": "classes",
         "input_size": input_size,
         "dataset": dataset.name,
         "dataset_root": str(dataset.root),

@@ -29,6 +29,7 @@ from hummingbird.datasets.examples import MEMORY_DATASET, ExampleDataset, Exampl
 from hummingbird.errors import BankError, ConfigError
 from hummingbird.memory import search_store
 from hummingbird.memory.bank import MemoryBank
+from hummingbird.memory.targets import check_target_kind
 from hummingbird.memory.decoder import HummingbirdDecoder
 from hummingbird.pipeline import build_search, make_decoder, resolved_spec
 from hummingbird.settings import (
@@ -121,6 +122,7 @@ class Segmenter:
         from hummingbird.memory.shards import open_bank
 
         bank = open_bank(path)
+        check_target_kind(bank.metadata, "classes", str(path))
         settings, search = split_keywords(overrides)
         pipeline = resolve_pipeline(settings, bank.metadata, path)
         bank.check_compatible(pipeline.metadata(), source=str(path))

@@ -151,3 +151,22 @@ def test_open_hbird_hungarian_counts_absent_classes_as_zero():
     assert scores(matrix)["mIoU"] == pytest.approx(1.0)  # plain: class 1 is left out
     result = open_hbird_hungarian_scores(matrix)
     assert result["per_class_iou"]["class_1"] == 0.0 and result["mIoU"] == pytest.approx(2 / 3)
+
+def test_a_bank_of_another_target_kind_is_refused_in_one_line(tmp_path):
+    import pytest
+
+    from hummingbird import Segmenter
+    from hummingbird.errors import BankError
+    from hummingbird.memory.bank import MemoryBank
+    from hummingbird.memory.targets import check_target_kind, target_kind_of
+
+    assert target_kind_of({}) == "classes"  # banks written before kinds existed
+    check_target_kind({"target_kind": "classes"}, "classes", "b")
+    with pytest.raises(BankError, match=r"^b: a depth memory .* cannot answer a classes query"):
+        check_target_kind({"target_kind": "depth"}, "classes", "b")
+    bank = MemoryBank(torch.nn.functional.normalize(torch.randn(4, 8), dim=1), torch.ones(4, 1),
+                      torch.zeros(4, 3, dtype=torch.int32), torch.zeros(1, 6, dtype=torch.int32),
+                      {"target_kind": "depth", "backbone": "dino_vits16"})
+    bank.save(tmp_path / "depth.safetensors")
+    with pytest.raises(BankError, match="depth.safetensors: a depth memory"):
+        Segmenter.load(tmp_path / "depth.safetensors")
