@@ -11,16 +11,11 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
 import sys
-import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+import harness
 
-from hummingbird.cli.parser import build_parser  # noqa: E402  (light: the parser imports no torch)
-from hummingbird.files.atomic import write_json  # noqa: E402
+from hummingbird.cli.parser import build_parser  # light: the parser imports no torch
 
 
 def commands() -> list[str]:
@@ -30,22 +25,20 @@ def commands() -> list[str]:
 
 
 def time_help(args: list[str], repeats: int) -> list[float]:
-    """Seconds of each of ``repeats`` fresh ``python -m hummingbird <args>`` runs (must exit 0)."""
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
+    """Seconds of each of ``repeats`` fresh ``python -m hummingbird <args>`` runs (must exit 0 and print usage)."""
     seconds = []
     for _ in range(repeats):
-        started = time.perf_counter()
-        done = subprocess.run([sys.executable, "-m", "hummingbird", *args], capture_output=True, env=env)
-        seconds.append(time.perf_counter() - started)
-        if done.returncode != 0 or b"usage:" not in done.stdout:
-            raise SystemExit(f"hummingbird {' '.join(args)} failed: {done.stderr.decode()[-500:]}")
+        wall, done = harness.timed_process(harness.hummingbird(*args))
+        if "usage:" not in done.stdout:
+            raise SystemExit(f"hummingbird {' '.join(args)} printed no usage: {done.stdout[-500:]}")
+        seconds.append(wall)
     return seconds
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = harness.parser(__doc__)
     p.add_argument("--repeats", type=int, default=5, help="runs per command; the median is reported")
-    p.add_argument("--out", default=None, help="JSON file to write")
+    harness.add_out_arg(p, None)
     args = p.parse_args()
     rows = {}
     for name in [None, *commands()]:
@@ -55,10 +48,8 @@ def main() -> int:
         print(f"hummingbird {' '.join(argv):<28} median {statistics.median(seconds):.3f} s   max {max(seconds):.3f} s")
     slowest = max(r["max_s"] for r in rows.values())
     print(f"slowest: {slowest:.3f} s ({'under' if slowest < 1 else 'NOT under'} 1 s)")
-    if args.out:
-        write_json(args.out, {"python": sys.version.split()[0], "cpus": os.cpu_count(), "repeats": args.repeats,
-                              "commands": rows, "slowest_s": slowest})
-        print(f"wrote {args.out}")
+    harness.write_results(args.out, {"python": sys.version.split()[0], "cpus": os.cpu_count(), "repeats": args.repeats,
+                                     "commands": rows, "slowest_s": slowest}, args)
     return 0
 
 

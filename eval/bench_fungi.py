@@ -14,13 +14,10 @@ Weights do not change speed; pass --weights for the projection errors on real-mo
 
 from __future__ import annotations
 
-import argparse
 import multiprocessing as mp
-import platform
-import resource
 import sys
-import time
 
+import harness
 import torch
 import torch.nn.functional as F
 from einops import rearrange
@@ -29,10 +26,9 @@ from fungi_dense.features import FungiConfig, FungiFeatures
 from fungi_dense.projection import DenseProjection, KhatriRaoProjection
 from fungi_dense.support import SupportMemory
 from fungi_dense.variants import DEFAULT_VARIANT, VARIANTS
-from hummingbird.files.atomic import write_json
 from hummingbird.models.backbones import encoder_from_weights_file
 from hummingbird.models.features import TokenFeatures
-from hummingbird.models.precision import PRECISIONS, processor, resolve_precision
+from hummingbird.models.precision import PRECISIONS, resolve_precision
 
 MODES = ("tokens", "fungi-dense", "fungi-fast")
 
@@ -69,14 +65,11 @@ def _time_mode(mode: str, args, queue) -> None:
     features = _features(mode, args)
     images = _images(args.images, args.input_size, args.seed).to(args.device)
     features(images[:1])  # warm-up (and, for dense, generating the projection matrix)
-    started = time.perf_counter()
-    for start in range(0, len(images), args.batch_size):
-        features(images[start:start + args.batch_size])
-    if args.device.startswith("cuda"):
-        torch.cuda.synchronize()
-    seconds = time.perf_counter() - started
-    queue.put({"mode": mode, "seconds_per_image": seconds / len(images), "dim": features.dim,
-               "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20})
+    with harness.timed(args.device) as clock:
+        for start in range(0, len(images), args.batch_size):
+            features(images[start:start + args.batch_size])
+    queue.put({"mode": mode, "seconds_per_image": clock.seconds / len(images), "dim": features.dim,
+               "peak_rss_gib": harness.peak_rss_gib()})
 
 
 def projection_errors(args) -> dict:
@@ -99,23 +92,21 @@ def projection_errors(args) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
-    p.add_argument("--backbone", default="dino_vits16")
-    p.add_argument("--weights", default="random")
+    p = harness.parser(__doc__)
+    harness.add_backbone_args(p, backbone="dino_vits16", weights="random")
     p.add_argument("--input-size", type=int, default=448)
     p.add_argument("--images", type=int, default=8)
     p.add_argument("--batch-size", type=int, default=4)
     p.add_argument("--support-images", type=int, default=16, help="images in the support memory")
     p.add_argument("--error-images", type=int, default=2, help="images for the projection-error measurement")
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--device", default=harness.default_device())
     p.add_argument("--objective-variant", choices=list(VARIANTS), default=DEFAULT_VARIANT,
                    help="FUNGI InfoNCE form (default %(default)s)")
     p.add_argument("--precision", choices=PRECISIONS, default="fp32",
                    help="backbone (and backward pass) precision of every mode (auto: as the CLI's)")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default="runs/bench_fungi.json")
+    harness.add_out_arg(p, "runs/bench_fungi.json")
     args = p.parse_args(argv)
 
     ctx = mp.get_context("spawn")
@@ -135,14 +126,14 @@ def main(argv: list[str] | None = None) -> int:
     print(f"projection error on {errors['patches']} patch gradients (exact cosine std {errors['exact_cosine_std']:.3f}): "
           f"dense {errors['dense_mean_abs_cosine_error']:.4f}, fast {errors['fast_mean_abs_cosine_error']:.4f} "
           f"mean |Δcos|")
-    report = {"machine": {"platform": platform.platform(), "device": args.device, "torch": torch.__version__,
-                          "threads": args.threads or torch.get_num_threads(), "processor": processor()},
+    env = harness.environment(args.device)
+    report = {"machine": {"platform": env["platform"], "device": args.device, "torch": env["torch"],
+                          "threads": args.threads or torch.get_num_threads(), "processor": env["cpu"]},
               "precision": resolve_precision(args.precision, args.device),
               "backbone": args.backbone, "objective_variant": args.objective_variant, "input_size": args.input_size, "images": args.images,
               "batch_size": args.batch_size, "support_images": args.support_images, "modes": rows,
               "projection_errors": errors}
-    write_json(args.out, report)
-    print(f"wrote {args.out}")
+    harness.write_results(args.out, report, args, env=env)
     return 0
 
 

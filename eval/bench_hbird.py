@@ -23,10 +23,10 @@ speed does not depend on weights). Then on --val-images validation images it pri
 
     python eval/bench_hbird.py --out runs/bench_hbird.json
 
---throughput adds the older throughput figures (token extraction, memory building on generated
-images, exact and approximate faiss indexes on a synthetic bank). --gpu-run is the full-VOC-val-sized
-run on a GPU with generated images (no dataset needed): 1,449 images at 504 px, ViT-S/14, memory
-1024·10², wall time and per-stage split:
+--throughput adds the older throughput figures of ``eval/bench_throughput.py`` (token extraction, memory
+building on generated images, exact and approximate faiss indexes on a synthetic bank). --gpu-run is the
+full-VOC-val-sized run on a GPU with generated images (no dataset needed): 1,449 images at 504 px,
+ViT-S/14, memory 1024·10², wall time and per-stage split:
 
     python eval/bench_hbird.py --gpu-run --out runs/bench_hbird_gpu.json
 """
@@ -34,84 +34,34 @@ run on a GPU with generated images (no dataset needed): 1,449 images at 504 px, 
 from __future__ import annotations
 
 import argparse
-import json
-import platform
-import resource
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-import numpy as np
+import harness
 import torch
-import torch.nn.functional as F
+from harness import timed
 
 from hummingbird.datasets.loader import LoaderOptions
 from hummingbird.datasets.registry import load_dataset
 from hummingbird.datasets.synthetic import write_block_dataset
 from hummingbird.datasets.transforms import EvalResize, MemoryAugment
-from hummingbird.files.atomic import write_json
 from hummingbird.memory.bank import MemoryBank
-from hummingbird.memory.faiss_index import NeighbourIndex
 from hummingbird.memory.search import auto_spec
 from hummingbird.models.backbones import encoder_from_weights_file
 from hummingbird.models.features import TokenFeatures
-from hummingbird.models.precision import PRECISIONS, processor
+from hummingbird.models.precision import PRECISIONS
 from hummingbird.pipeline import build_memory_bank, confusion_of, make_decoder
 from hummingbird.runtime.profiling import NO_TIMER, STAGES, StageTimer
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # eval/cli_runs.py
 EXACT_REFERENCE = "Flat"  # faiss exact search: the reference the default search is compared with
-
-
-def peak_rss_gib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # Linux reports KiB
-
-
-def shared_weights(backbone: str) -> str | None:
-    """The ``../shared/weights`` file that ``weights.json`` names for ``backbone`` (``None`` if absent)."""
-    listing = SHARED / "weights" / "weights.json"
-    if not listing.is_file():
-        return None
-    for entry in json.loads(listing.read_text()):
-        path = SHARED / "weights" / entry["file"]
-        if entry.get("backbone") == backbone and path.is_file():
-            return str(path)
-    return None
-
-
-def shared_voc() -> Path | None:
-    root = SHARED / "voc"
-    return root if (root / "VOCdevkit" / "VOC2012" / "JPEGImages").is_dir() else None
-
-
-def synchronize(device: str) -> None:
-    if torch.device(device).type == "cuda":
-        torch.cuda.synchronize()
-
-
-def machine(device: str) -> dict:
-    info = {"cpu": processor(), "cpu_threads": torch.get_num_threads(), "platform": platform.platform(),
-            "device": device, "python": platform.python_version(), "torch": torch.__version__}
-    try:
-        import faiss
-
-        info["faiss"] = faiss.__version__
-    except ImportError:
-        pass
-    if torch.device(device).type == "cuda":
-        info.update(cuda=torch.version.cuda, cudnn=torch.backends.cudnn.version(),
-                    gpu=torch.cuda.get_device_name(device),
-                    gpu_memory_gib=round(torch.cuda.get_device_properties(device).total_memory / 2**30, 1))
-    return info
 
 
 # ----------------------------------------------------------------------------- evaluation cost
 
 def datasets(args, tmp: Path):
     """(train, val, description): real VOC when present (unless --synthetic), else generated scenes."""
-    root = None if args.synthetic else (Path(args.data_root) if args.data_root else shared_voc())
+    root = None if args.synthetic else (Path(args.data_root) if args.data_root else harness.shared_voc())
     if root is not None:
         train = load_dataset("voc", root, "train", MemoryAugment(args.input_size), seed=args.seed)
         val = load_dataset("voc", root, "val", EvalResize(args.input_size))
@@ -133,15 +83,12 @@ def batches_of(dataset, opts: LoaderOptions) -> list[dict]:
 def backbone_alone(features, batches: list[dict], device: str) -> tuple[float, list[torch.Tensor]]:
     """Seconds of the backbone on in-memory batches; returns the query features too (kept on the device)."""
     features(batches[0]["image"][:1].to(device))  # warm-up
-    synchronize(device)
     feats, seconds = [], 0.0
     for batch in batches:
         images = batch["image"].to(device)
-        synchronize(device)
-        started = time.perf_counter()
-        feats.append(features(images))
-        synchronize(device)
-        seconds += time.perf_counter() - started
+        with timed(device) as clock:
+            feats.append(features(images))
+        seconds += clock.seconds
     return seconds, feats
 
 
@@ -149,10 +96,8 @@ def decoder_alone(decoder, feats: list[torch.Tensor], batches: list[dict], devic
     """Per-stage seconds of ``decoder`` on cached query features; returns its label maps (on the CPU)."""
     timer = StageTimer(device)
     decoder.timer = timer
-    maps = []
-    for f, batch in zip(feats, batches):
-        maps.append(decoder.predict(f, tuple(batch["mask"].shape[-2:])).cpu())
-    synchronize(device)
+    maps = [decoder.predict(f, tuple(batch["mask"].shape[-2:])).cpu() for f, batch in zip(feats, batches)]
+    harness.synchronize(device)
     decoder.timer = NO_TIMER
     return dict(timer.seconds), torch.cat(maps)
 
@@ -181,51 +126,37 @@ def stage_lines(seconds: dict, images: int, backbone: float | None = None) -> li
     return lines
 
 
-def bench_evaluation(args) -> dict:
+def bench_evaluation(args, weights: str) -> dict:
     device = args.device
-    weights = args.weights
-    if weights == "auto":
-        weights = shared_weights(args.backbone) or "random"
     features = TokenFeatures(encoder_from_weights_file(args.backbone, weights, precision=args.precision)).to(device)
     opts = LoaderOptions(batch_size=args.batch_size, num_workers=args.num_workers, device=device, progress=False)
     out = {"backbone": args.backbone, "weights": weights, "input_size": args.input_size, "index": args.index,
            "k": args.k, "precision": features.encoder.active_precision}
     with tempfile.TemporaryDirectory() as tmp:
-        train, val, what = datasets(args, Path(tmp))
-        out["data"] = what
+        train, val, out["data"] = datasets(args, Path(tmp))
         print(f"{args.backbone} ({Path(weights).name if weights != 'random' else 'random weights'}) at "
-              f"{args.input_size} px on {device} in {out['precision']}; {what}: {len(train)} train / {len(val)} val images")
-
-        started = time.perf_counter()
-        bank = build_memory_bank(features, train, args.input_size, memory_size=args.memory_size, seed=args.seed,
-                                 opts=opts)
-        synchronize(device)
-        build = time.perf_counter() - started
-        out["memory"] = {"images": len(train), "patches": len(bank), "seconds": round(build, 2),
-                         "s_per_image": round(build / len(train), 4)}
-        print(f"memory: {len(bank):,} patches from {len(train)} images in {build:.1f} s "
-              f"({build / len(train):.3f} s/image)")
-
-        started = time.perf_counter()
-        decoder = make_decoder(bank, k=args.k, index_spec=args.index, nprobe=args.nprobe, seed=args.seed,
-                               device=device)
-        synchronize(device)
-        out["index_build_seconds"] = round(time.perf_counter() - started, 2)
-        out["search"] = describe(decoder.index)
+              f"{args.input_size} px on {device} in {out['precision']}; {out['data']}: {len(train)} train / "
+              f"{len(val)} val images")
+        with timed(device) as build:
+            bank = build_memory_bank(features, train, args.input_size, memory_size=args.memory_size, seed=args.seed,
+                                     opts=opts)
+        out["memory"] = {"images": len(train), "patches": len(bank), "seconds": round(build.seconds, 2),
+                         "s_per_image": round(build.seconds / len(train), 4)}
+        print(f"memory: {len(bank):,} patches from {len(train)} images in {build.seconds:.1f} s "
+              f"({build.seconds / len(train):.3f} s/image)")
+        with timed(device) as index:
+            decoder = make_decoder(bank, k=args.k, index_spec=args.index, nprobe=args.nprobe, seed=args.seed,
+                                   device=device)
+        out["index_build_seconds"], out["search"] = round(index.seconds, 2), describe(decoder.index)
         print(f"index {args.index} → {out['search']}: built in {out['index_build_seconds']:.1f} s")
 
-        # the whole evaluation, profiled stage by stage
-        n = len(val)
-        timer = StageTimer(device)
-        started = time.perf_counter()
-        confusion_of(features, decoder, val, opts, timer=timer)
-        synchronize(device)
-        wall = time.perf_counter() - started
+        n, timer = len(val), StageTimer(device)
+        with timed(device) as whole:  # the whole evaluation, profiled stage by stage
+            confusion_of(features, decoder, val, opts, timer=timer)
         if args.unprofiled:  # the same run without synchronising stages: the wall time a user sees
-            started = time.perf_counter()
-            confusion_of(features, decoder, val, opts)
-            synchronize(device)
-            out["evaluation_unprofiled_s_per_image"] = round((time.perf_counter() - started) / n, 4)
+            with timed(device) as plain:
+                confusion_of(features, decoder, val, opts)
+            out["evaluation_unprofiled_s_per_image"] = round(plain.seconds / n, 4)
 
         # the backbone alone on the same images, already in memory
         batches = batches_of(val.first(args.agreement_images or n), opts)
@@ -235,6 +166,7 @@ def bench_evaluation(args) -> dict:
         else:  # time the backbone on every image, keep features of the first --agreement-images
             backbone, _ = backbone_alone(features, batches_of(val, opts), device)
             _, feats = backbone_alone(features, batches, device)
+        wall = whole.seconds
         out["backbone_s_per_image"] = round(backbone / n, 4)
         out["evaluation_s_per_image"] = round(wall / n, 4)
         out["ratio"] = round(wall / backbone, 3)
@@ -248,28 +180,32 @@ def bench_evaluation(args) -> dict:
             print(f"whole evaluation, stages not synchronised: {out['evaluation_unprofiled_s_per_image']:.4f} s/image")
         print("  per stage:")
         print("\n".join(stage_lines(timer.seconds, n, backbone=timer.seconds.get("backbone"))))
-
-        # the decoder alone on the same features: default search against exact search
-        reference = make_decoder(bank, k=args.k, index_spec=EXACT_REFERENCE, seed=args.seed)
-        out["decoder"] = {}
-        maps = {}
-        for name, dec in ((args.index, decoder), (f"{EXACT_REFERENCE} (exact reference)", reference)):
-            stages, maps[name] = decoder_alone(dec, feats, batches, device)
-            out["decoder"][name] = {k: round(v / agree_n, 5)
-                                    for k, v in sorted(stages.items(), key=lambda item: stage_rank(item[0]))}
-            print(f"decoder alone, {name}: {sum(stages.values()) / agree_n:.4f} s/image "
-                  f"({sum(stages.values()) / backbone * n / agree_n:.3f} x backbone)")
-            print("\n".join(stage_lines(stages, agree_n)))
-        default_maps, exact_maps = maps.values()
-        masks = torch.cat([b["mask"] for b in batches])
-        labelled = masks != 255
-        agreement = float((default_maps == exact_maps).float().mean())
-        out["pixel_agreement_with_exact"] = round(agreement, 6)
-        out["pixel_agreement_labelled_pixels"] = round(float((default_maps == exact_maps)[labelled].float().mean()), 6)
-        print(f"pixel agreement of {args.index} with exact search: {100 * agreement:.3f} % "
-              f"({agree_n} images, {default_maps.numel():,} pixels)")
+        out.update(against_exact(decoder, bank, feats, batches, args, backbone * agree_n / n))
         if args.sweep_search:
             out["sweep"] = sweep_search(bank, feats, batches, args, backbone / n)
+    return out
+
+
+def against_exact(decoder, bank, feats: list[torch.Tensor], batches: list[dict], args, backbone: float) -> dict:
+    """The decoder alone on the same features, with the search under test and with exact search (faiss
+    ``Flat``): per-stage seconds per image and the pixel agreement of the two (``backbone``: seconds of
+    the backbone on these images)."""
+    reference = make_decoder(bank, k=args.k, index_spec=EXACT_REFERENCE, seed=args.seed)
+    n = sum(len(b["image"]) for b in batches)
+    out, maps = {"decoder": {}}, {}
+    for name, dec in ((args.index, decoder), (f"{EXACT_REFERENCE} (exact reference)", reference)):
+        stages, maps[name] = decoder_alone(dec, feats, batches, args.device)
+        out["decoder"][name] = {k: round(v / n, 5) for k, v in sorted(stages.items(), key=lambda i: stage_rank(i[0]))}
+        print(f"decoder alone, {name}: {sum(stages.values()) / n:.4f} s/image "
+              f"({sum(stages.values()) / backbone:.3f} x backbone)")
+        print("\n".join(stage_lines(stages, n)))
+    default_maps, exact_maps = maps.values()
+    labelled = torch.cat([b["mask"] for b in batches]) != 255
+    agreement = float((default_maps == exact_maps).float().mean())
+    out["pixel_agreement_with_exact"] = round(agreement, 6)
+    out["pixel_agreement_labelled_pixels"] = round(float((default_maps == exact_maps)[labelled].float().mean()), 6)
+    print(f"pixel agreement of {args.index} with exact search: {100 * agreement:.3f} % "
+          f"({n} images, {default_maps.numel():,} pixels)")
     return out
 
 
@@ -286,12 +222,10 @@ def sweep_search(bank: MemoryBank, feats: list[torch.Tensor], batches: list[dict
         part = MemoryBank(bank.features[keep], bank.labels[keep], bank.sources[keep], bank.views, bank.metadata)
         row, maps = {"memory": size}, {}
         for name, spec in (("exact", auto_spec(0, device)), ("clustered", "clustered")):
-            started = time.perf_counter()
-            dec = make_decoder(part, k=args.k, index_spec=spec, seed=args.seed, device=device)
-            synchronize(device)
-            build = time.perf_counter() - started
+            with timed(device) as build:
+                dec = make_decoder(part, k=args.k, index_spec=spec, seed=args.seed, device=device)
             stages, maps[name] = decoder_alone(dec, feats, batches, device)
-            row[name] = {"search": describe(dec.index), "build_seconds": round(build, 2),
+            row[name] = {"search": describe(dec.index), "build_seconds": round(build.seconds, 2),
                          "search_s_per_image": round(stages["search"] / n, 4),
                          "decoder_s_per_image": round(sum(stages.values()) / n, 4)}
             if name == "clustered":
@@ -308,33 +242,24 @@ def sweep_search(bank: MemoryBank, feats: list[torch.Tensor], batches: list[dict
 
 # ----------------------------------------------------------------------------- whole command-line runs
 
-def bench_cli_runs(args, weights: str) -> dict:
+def bench_cli_runs(args, root: Path, weights: str) -> dict:
     """``hummingbird build-memory`` then ``hummingbird evaluate`` as a user runs them (fresh processes,
     start-up and model load included), --repeats times each, on the first --train-images / --val-images
     ids of real VOC, in --precision: seconds per image of each whole run, their spread, and
     evaluate / build per image."""
-    from cli_runs import run_cli, spread, voc_subset
-
-    root = Path(args.data_root) if args.data_root else shared_voc()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        train_file, val_file, val_ids = voc_subset(root, tmp, args.train_images, args.val_images)
-        common = ["--dataset", "voc", "--data-root", str(root), "--input-size", str(args.input_size),
-                  "--batch-size", str(args.batch_size), "--precision", args.precision, "--device", args.device,
-                  "--no-progress"]
-        bank = tmp / "bank.safetensors"
-        build = ["build-memory", *common, "--split", "train", "--fileset", str(train_file), "--backbone",
-                 args.backbone, "--weights", weights, "--out", str(bank)]
-        evaluate = ["evaluate", *common, "--split", "val", "--fileset", str(val_file), "--bank", str(bank),
-                    "--out", str(tmp / "result.json")]
-        build_s, eval_s = [], []
-        for _ in range(args.repeats):  # interleaved, so a change in machine load hits both commands
-            build_s.append(run_cli(build))
-            eval_s.append(run_cli(evaluate))
-        out = {"build": spread(build_s, args.train_images), "evaluate": spread(eval_s, len(val_ids)),
-               "commands": [" ".join(["hummingbird", *build]), " ".join(["hummingbird", *evaluate])]}
+        common = ["--input-size", str(args.input_size), "--batch-size", str(args.batch_size), "--precision",
+                  args.precision, "--device", args.device, "--no-progress"]
+        build, evaluate, val_ids = harness.voc_commands(root, tmp, args.train_images, args.val_images,
+                                                        tmp / "bank.safetensors", tmp / "result.json", common,
+                                                        build=["--backbone", args.backbone, "--weights", weights])
+        seconds = harness.repeated_runs({"build": build, "evaluate": evaluate}, args.repeats)
+    out = {"build": harness.spread(seconds["build"], args.train_images),
+           "evaluate": harness.spread(seconds["evaluate"], len(val_ids)),
+           "commands": [" ".join(["hummingbird", *build]), " ".join(["hummingbird", *evaluate])]}
     out["evaluate_over_build"] = round(out["evaluate"]["s_per_image"] / out["build"]["s_per_image"], 3)
-    ratios = [(e / len(val_ids)) / (b / args.train_images) for b, e in zip(build_s, eval_s)]
+    ratios = [(e / len(val_ids)) / (b / args.train_images) for b, e in zip(seconds["build"], seconds["evaluate"])]
     out["evaluate_over_build_runs"] = [round(r, 3) for r in ratios]
     print(f"whole CLI runs ({args.repeats}x, {args.precision}): build-memory {out['build']['s_per_image']:.3f} s/image "
           f"(spread {100 * out['build']['spread']:.0f} %), evaluate {out['evaluate']['s_per_image']:.3f} s/image "
@@ -343,100 +268,20 @@ def bench_cli_runs(args, weights: str) -> dict:
     return out
 
 
-# ----------------------------------------------------------------------------- throughput (--throughput)
-
-def bench_tokens(features: TokenFeatures, images: int, size: int, batch: int, device: str) -> dict:
-    x = torch.rand(batch, 3, size, size, device=device)
-    features(x[:1])  # warm-up
-    synchronize(device)
-    started = time.perf_counter()
-    done = 0
-    while done < images:
-        n = min(batch, images - done)
-        features(x[:n])
-        done += n
-    synchronize(device)
-    seconds = time.perf_counter() - started
-    return {"images": images, "seconds": round(seconds, 3), "images_per_s": round(images / seconds, 2)}
-
-
-def bench_memory(features: TokenFeatures, images: int, size: int, opts: LoaderOptions) -> dict:
-    with tempfile.TemporaryDirectory() as tmp:
-        root = write_block_dataset(Path(tmp) / "scenes", n_train=images, n_val=0, size=size, block=size // 8,
-                                   num_classes=21)
-        dataset = load_dataset("folder", root, "train", MemoryAugment(size))
-        out = {}
-        for label, memory_size in (("unbounded", None), ("bounded", images * 100)):
-            started = time.perf_counter()
-            bank = build_memory_bank(features, dataset, size, memory_size=memory_size, opts=opts)
-            seconds = time.perf_counter() - started
-            seen = images * (size // features.patch_size) ** 2
-            out[label] = {"images_per_s": round(images / seconds, 2), "patches_per_s": round(seen / seconds, 1),
-                          "patches_kept": len(bank), "seconds": round(seconds, 3)}
-    return out
-
-
-def synthetic_bank(n: int, dim: int, centres: int, seed: int) -> torch.Tensor:
-    g = torch.Generator().manual_seed(seed)
-    means = F.normalize(torch.randn(centres, dim, generator=g), dim=1)
-    which = torch.randint(0, centres, (n,), generator=g)
-    return F.normalize(means[which] + 0.6 * torch.randn(n, dim, generator=g) / dim**0.5 * 4, dim=1)
-
-
-def bench_search(bank_size: int, dim: int, queries: int, k: int, specs: list[str], nprobe: int, seed: int) -> dict:
-    data = synthetic_bank(bank_size + queries, dim, centres=max(64, bank_size // 500), seed=seed)
-    memory, query = data[:bank_size], data[bank_size:]
-    out = {"bank_size": bank_size, "dim": dim, "queries": queries, "k": k, "indexes": {}}
-    exact_ids = None
-    for spec in ["Flat", *specs]:
-        started = time.perf_counter()
-        index = NeighbourIndex(dim, spec, nprobe=nprobe, use_gpu=False, seed=seed).add(memory)
-        build = time.perf_counter() - started
-        started = time.perf_counter()
-        _, ids = index.search(query, k)
-        seconds = time.perf_counter() - started
-        row = {"build_seconds": round(build, 2), "queries_per_s": round(queries / seconds, 1)}
-        if exact_ids is None:
-            exact_ids = ids.numpy()
-        else:
-            hits = [len(np.intersect1d(a, e)) for a, e in zip(ids.numpy(), exact_ids)]
-            row["recall_at_k"] = round(float(np.mean(hits)) / k, 4)
-        out["indexes"][spec] = row
-    return out
-
-
-def bench_throughput(args) -> dict:
-    size = args.throughput_input_size
-    features = TokenFeatures(encoder_from_weights_file(args.throughput_backbone, "random")).to(args.device)
-    opts = LoaderOptions(batch_size=args.batch_size, num_workers=args.num_workers, device=args.device, progress=False)
-    out = {"backbone": args.throughput_backbone, "input_size": size}
-    out["tokens"] = bench_tokens(features, args.throughput_images, size, args.batch_size, args.device)
-    print(f"tokens:  {out['tokens']['images_per_s']:.2f} images/s ({args.throughput_backbone} @ {size}px)")
-    out["memory"] = bench_memory(features, args.throughput_images, size, opts)
-    for label, row in out["memory"].items():
-        print(f"memory ({label}): {row['images_per_s']:.2f} images/s, {row['patches_per_s']:.0f} patches/s, "
-              f"{row['patches_kept']} kept")
-    out["search"] = bench_search(args.bank_size, args.dim, args.queries, args.k, args.index_specs,
-                                 args.faiss_nprobe, args.seed)
-    for spec, row in out["search"]["indexes"].items():
-        recall = f", recall@{args.k} {row['recall_at_k']:.3f}" if "recall_at_k" in row else " (exact)"
-        print(f"search {spec:>14}: {row['queries_per_s']:.0f} queries/s, build {row['build_seconds']:.1f}s{recall}")
-    return out
-
-
 # ----------------------------------------------------------------------------- command line
 
-GPU_RUN = {"synthetic": True, "cli_runs": False, "train_images": 100, "val_images": 1449, "input_size": 504, "memory_size": 102_400,
-           "device": "cuda", "batch_size": 16, "num_workers": 8, "agreement_images": 64, "unprofiled": True}
+GPU_RUN = {"synthetic": True, "cli_runs": False, "train_images": 100, "val_images": 1449, "input_size": 504,
+           "memory_size": 102_400, "device": "cuda", "batch_size": 16, "num_workers": 8, "agreement_images": 64,
+           "unprofiled": True}
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    from bench_throughput import add_throughput_args
+
+    p = harness.parser(__doc__)
     g = p.add_argument_group("evaluation cost")
-    g.add_argument("--backbone", default="dinov2_vits14")
-    g.add_argument("--weights", default="auto",
-                   help="checkpoint path, 'random', or 'auto': ../shared/weights (weights.json) else random")
+    harness.add_backbone_args(g, weights="auto", weights_help="checkpoint path, 'random', or 'auto': ../shared/weights "
+                                                              "(weights.json) else random")
     g.add_argument("--data-root", default=None, help="Pascal VOC root (default: ../shared/voc when present)")
     g.add_argument("--synthetic", action="store_true", help="generated block scenes instead of VOC")
     g.add_argument("--input-size", type=int, default=448)
@@ -460,22 +305,13 @@ def build_parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("throughput (--throughput)")
     g.add_argument("--throughput", action="store_true",
                    help="also measure token extraction, memory building and faiss indexes (older figures)")
-    g.add_argument("--throughput-backbone", default="dino_vits16")
-    g.add_argument("--throughput-input-size", type=int, default=512)
-    g.add_argument("--throughput-images", type=int, default=16)
-    g.add_argument("--bank-size", type=int, default=200_000)
-    g.add_argument("--dim", type=int, default=384)
-    g.add_argument("--queries", type=int, default=10_000)
-    g.add_argument("--index-specs", nargs="*", default=["IVF1024,Flat", "IVF1024,SQ8", "HNSW32"])
-    g.add_argument("--faiss-nprobe", type=int, default=64, help="IVF lists searched per query (faiss indexes)")
+    add_throughput_args(g)
     g = p.add_argument_group("runtime")
-    g.add_argument("--batch-size", type=int, default=8)
-    g.add_argument("--num-workers", type=int, default=1)
-    g.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    harness.add_runtime_args(g, batch_size=8, num_workers=1, seed=False)
     g.add_argument("--precision", choices=PRECISIONS, default="auto", help="backbone precision (as the CLI's)")
     g.add_argument("--threads", type=int, default=None, help="torch/faiss threads (default: all cores)")
     g.add_argument("--seed", type=int, default=0)
-    g.add_argument("--out", default="runs/bench_hbird.json")
+    harness.add_out_arg(g, "runs/bench_hbird.json")
     return p
 
 
@@ -490,20 +326,24 @@ def main(argv: list[str] | None = None) -> int:
         import faiss
 
         faiss.omp_set_num_threads(args.threads)
-    report = {"machine": machine(args.device), "command": " ".join(sys.argv)}
+    env = harness.environment(args.device)
+    report = {"machine": {k: v for k, v in env.items() if k not in ("date", "command", "cpus")},
+              "command": " ".join(sys.argv)}
     print("machine: " + ", ".join(f"{k} {v}" for k, v in report["machine"].items()))
-    if args.cli_runs and not args.synthetic and (args.data_root or shared_voc()):
-        weights = args.weights if args.weights != "auto" else shared_weights(args.backbone) or "random"
-        report["cli_runs"] = bench_cli_runs(args, weights)
-    report["evaluation"] = bench_evaluation(args)
+    weights = args.weights if args.weights != "auto" else harness.shared_weights(args.backbone) or "random"
+    root = Path(args.data_root) if args.data_root else harness.shared_voc()
+    if args.cli_runs and not args.synthetic and root:
+        report["cli_runs"] = bench_cli_runs(args, root, weights)
+    report["evaluation"] = bench_evaluation(args, weights)
     if args.throughput:
+        from bench_throughput import bench_throughput
+
         report["throughput"] = bench_throughput(args)
-    report["peak_rss_gib"] = round(peak_rss_gib(), 3)
+    report["peak_rss_gib"] = round(harness.peak_rss_gib(), 3)
     if torch.device(args.device).type == "cuda":
         report["peak_gpu_memory_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 3)
     print(f"peak RSS: {report['peak_rss_gib']:.2f} GiB")
-    write_json(args.out, report)
-    print(f"wrote {args.out}")
+    harness.write_results(args.out, report, args, env=env)
     return 0
 
 

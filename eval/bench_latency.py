@@ -30,16 +30,9 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "eval"))  # eval/cli_runs.py
-
-from cli_runs import timed_process as run  # noqa: E402  (wall seconds and result of a fresh process)
-
-
-def median_run(argv: list[str], repeats: int) -> tuple[float, list[float]]:
-    times = [run(argv)[0] for _ in range(repeats)]
-    return statistics.median(times), times
+import harness
+from harness import hummingbird, median_run
+from harness import timed_process as run  # wall seconds and result of a fresh process
 
 
 def stages(bank: str, image: str, out_dir: str) -> dict:
@@ -110,24 +103,17 @@ def warm_api(bank: str, images: list[Path], warmup: int = 1) -> dict:
             "images": len(pictures), "index": type(segmenter.decoder().index).__name__}
 
 
-def write_ids(path: Path, ids: list[str]) -> str:
-    path.write_text("\n".join(ids) + "\n")
-    return str(path)
-
-
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--data-root", default=str(ROOT.parent / "shared" / "voc"), help="Pascal VOC root")
-    p.add_argument("--backbone", default="dinov2_vits14", help="backbone preset")
-    p.add_argument("--weights", default=str(ROOT.parent / "shared" / "weights" / "dinov2_vits14_imgfocus.pth"),
-                   help="weights file")
+    p = harness.parser(__doc__)
+    p.add_argument("--data-root", default=str(harness.SHARED / "voc"), help="Pascal VOC root")
+    harness.add_backbone_args(p, weights=str(harness.SHARED_WEIGHTS), weights_help="weights file")
     p.add_argument("--train-images", type=int, default=100, help="VOC train images in the bank")
     p.add_argument("--eval-images", type=int, default=50, help="VOC val images evaluate runs on")
     p.add_argument("--queries", type=int, default=8, help="VOC val images of the warm API measure")
     p.add_argument("--input-size", type=int, default=448, help="bank input size")
     p.add_argument("--repeats", type=int, default=3, help="fresh-process runs per cold measure (median)")
     p.add_argument("--work-dir", default=None, help="keep the bank here (default: a temporary folder)")
-    p.add_argument("--out", default=None, help="JSON file to write")
+    harness.add_out_arg(p, None)
     p.add_argument("--stages", nargs=3, metavar=("BANK", "IMAGE", "OUT_DIR"), help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.stages:  # the child process of the stage split
@@ -137,29 +123,22 @@ def main() -> int:
         gc.freeze()  # and exits as the hummingbird program does (hummingbird.cli.main.entry_point)
         return 0
 
-    from hummingbird.datasets.registry import load_dataset
-    from hummingbird.files.atomic import write_json
-
     work = Path(args.work_dir or tempfile.mkdtemp(prefix="bench_latency_"))
     work.mkdir(parents=True, exist_ok=True)
-    train_ids = [s.id for s in load_dataset("voc", args.data_root, "train").samples[:args.train_images]]
-    val_ids = [s.id for s in load_dataset("voc", args.data_root, "val").samples]
-    train_file = write_ids(work / "train_ids.txt", train_ids)
-    eval_file = write_ids(work / "eval_ids.txt", val_ids[:args.eval_images])
+    bank, results, common = work / "bank.safetensors", work / "results.json", ["--num-workers", "0", "--no-progress"]
+    build, evaluate, _ = harness.voc_commands(
+        args.data_root, work, args.train_images, args.eval_images, bank, results, common,
+        build=["--backbone", args.backbone, "--weights", args.weights, "--input-size", str(args.input_size)])
+    val_ids = harness.voc_ids(args.data_root, "val")
     voc = Path(args.data_root) / "VOCdevkit" / "VOC2012" / "JPEGImages"
     if not voc.is_dir():
         voc = next(Path(args.data_root).rglob("JPEGImages"))
     query = voc / f"{val_ids[0]}.jpg"
-    hb = [sys.executable, "-m", "hummingbird"]
-    common = ["--num-workers", "0", "--no-progress"]
 
     floor, floor_runs = median_run([sys.executable, "-c", "import torch, timm"], args.repeats)
     print(f"python -c 'import torch, timm': {floor:.2f} s (median of {floor_runs})")
 
-    bank = work / "bank.safetensors"
-    build_s, done = run([*hb, "build-memory", "--dataset", "voc", "--data-root", args.data_root, "--split", "train",
-                         "--fileset", train_file, "--backbone", args.backbone, "--weights", args.weights,
-                         "--input-size", str(args.input_size), "--out", str(bank), *common])
+    build_s, done = run(hummingbird(*build))
     from hummingbird.memory.bank import MemoryBank
 
     meta = MemoryBank.load(bank).metadata
@@ -167,7 +146,7 @@ def main() -> int:
     print(f"build-memory: {build_s:.1f} s for {meta['num_patches']:,} patches; fixed cost {build_fixed:.2f} s "
           f"(index: {done.stderr.strip().splitlines()[-1] if done.stderr.strip() else '-'})")
 
-    cold, cold_runs = median_run([*hb, "segment", "--bank", str(bank), "--images", str(query), "--out-dir",
+    cold, cold_runs = median_run([*hummingbird("segment"), "--bank", str(bank), "--images", str(query), "--out-dir",
                                   str(work / "seg"), *common], args.repeats)
     split = []
     for _ in range(args.repeats):
@@ -182,9 +161,7 @@ def main() -> int:
     print(f"warm Segmenter.segment: {warm['segment_s']:.3f} s per image, backbone forward alone "
           f"{warm['backbone_forward_s']:.3f} s: {warm['segment_s'] / warm['backbone_forward_s']:.2f} x")
 
-    results = work / "results.json"
-    eval_s, done = run([*hb, "evaluate", "--dataset", "voc", "--data-root", args.data_root, "--split", "val",
-                        "--fileset", eval_file, "--bank", str(bank), "--out", str(results), *common])
+    eval_s, done = run(hummingbird(*evaluate))
     eval_fixed = eval_s - json.loads(results.read_text())["seconds"]
     retrained = "training the" in done.stderr
     print(f"evaluate of {args.eval_images} images: {eval_s:.1f} s; fixed cost {eval_fixed:.2f} s vs build-memory's "
@@ -197,9 +174,7 @@ def main() -> int:
                "build_memory_s": round(build_s, 3), "build_memory_fixed_s": round(build_fixed, 3),
                "evaluate_s": round(eval_s, 3), "evaluate_images": args.eval_images,
                "evaluate_fixed_s": round(eval_fixed, 3), "evaluate_index_retrained": retrained}
-    if args.out:
-        write_json(args.out, payload)
-        print(f"wrote {args.out}")
+    harness.write_results(args.out, payload, args)
     return 0
 
 

@@ -23,35 +23,19 @@ precision (compile time and steady speed).
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+import harness
+import numpy as np
+import torch
+import torch.nn.functional as F
+from harness import run_cli, spread, timed
+from PIL import Image
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-from PIL import Image  # noqa: E402
-
-from hummingbird.files.atomic import write_json  # noqa: E402
-from hummingbird.models.precision import FP32, cpu_has_native_fp16, processor, resolve_precision  # noqa: E402
-
-sys.path.insert(0, str(ROOT / "eval"))
-from cli_runs import run_cli, spread, voc_subset  # noqa: E402
-
-SHARED = ROOT.parent / "shared"
-
-
-def shared_weights(backbone: str) -> str:
-    for entry in json.loads((SHARED / "weights" / "weights.json").read_text()):
-        if entry.get("backbone") == backbone:
-            return str(SHARED / "weights" / entry["file"])
-    raise SystemExit(f"no weights for {backbone} in {SHARED / 'weights'}")
+from hummingbird.models.precision import FP32, cpu_has_native_fp16, processor, resolve_precision
 
 
 def agreement(a: Path, b: Path, ids: list[str], masks: Path) -> tuple[float, float]:
@@ -68,23 +52,20 @@ def agreement(a: Path, b: Path, ids: list[str], masks: Path) -> tuple[float, flo
 
 
 def cli_runs(args, root: Path, weights: str, precisions: list[str], tmp: Path) -> dict:
-    train_file, val_file, val_ids = voc_subset(root, tmp, args.train_images, args.val_images)
-    common = ["--dataset", "voc", "--data-root", str(root), "--input-size", str(args.input_size), "--no-progress",
-              "--batch-size", str(args.batch_size)]
+    common = ["--input-size", str(args.input_size), "--no-progress", "--batch-size", str(args.batch_size)]
     fungi = ["--features", "fungi"] if args.features == "fungi" else []
     rows = {}
     for precision in precisions:
-        bank = tmp / f"bank_{precision}.safetensors"
-        build = ["build-memory", *common, "--split", "train", "--fileset", str(train_file),
-                 "--backbone", args.backbone, "--weights", weights, "--precision", precision, "--out", str(bank),
-                 *fungi, *(["--fungi-support", str(tmp / f"support_{precision}.safetensors")] if fungi else [])]
-        evaluate = ["evaluate", *common, "--split", "val", "--fileset", str(val_file), "--bank", str(bank),
-                    "--precision", precision, "--out", str(tmp / f"result_{precision}.json")]
-        build_s = [run_cli(build) for _ in range(args.repeats)]
-        eval_s = [run_cli(evaluate) for _ in range(args.repeats)]
+        build, evaluate, val_ids = harness.voc_commands(
+            root, tmp, args.train_images, args.val_images, tmp / f"bank_{precision}.safetensors",
+            tmp / f"result_{precision}.json", [*common, "--precision", precision],
+            build=["--backbone", args.backbone, "--weights", weights, *fungi,
+                   *(["--fungi-support", str(tmp / f"support_{precision}.safetensors")] if fungi else [])])
+        seconds = harness.repeated_runs({"build": build, "evaluate": evaluate}, args.repeats)
         run_cli([*evaluate, "--save-predictions", str(tmp / f"pred_{precision}")])
         result = json.loads((tmp / f"result_{precision}.json").read_text())
-        rows[precision] = {"build": spread(build_s, args.train_images), "evaluate": spread(eval_s, len(val_ids)),
+        rows[precision] = {"build": spread(seconds["build"], args.train_images),
+                           "evaluate": spread(seconds["evaluate"], len(val_ids)),
                            "patches": result["bank"].get("num_patches"), "search": result["config"].get("search"),
                            "mIoU": result["mIoU"], "hungarian_mIoU": result["open_hbird_hungarian_mIoU"],
                            "recorded_precision": [result["bank"].get("precision"), result["config"].get("precision")]}
@@ -96,9 +77,10 @@ def cli_runs(args, root: Path, weights: str, precisions: list[str], tmp: Path) -
     cross = [p for p in precisions if p != FP32]
     if cross:  # the fp32 bank queried in another precision
         p = cross[0]
-        run_cli(["evaluate", *common, "--split", "val", "--fileset", str(val_file),
-                 "--bank", str(tmp / "bank_fp32.safetensors"), "--precision", p,
-                 "--out", str(tmp / "result_cross.json"), "--save-predictions", str(tmp / "pred_cross")])
+        _, cross_evaluate, _ = harness.voc_commands(
+            root, tmp, args.train_images, args.val_images, tmp / "bank_fp32.safetensors", tmp / "result_cross.json",
+            [*common, "--precision", p], evaluate=["--save-predictions", str(tmp / "pred_cross")])
+        run_cli(cross_evaluate)
         result = json.loads((tmp / "result_cross.json").read_text())
         rows[f"fp32 bank, {p} queries"] = {"mIoU": result["mIoU"], "hungarian_mIoU": result["open_hbird_hungarian_mIoU"]}
     masks = root / "VOCdevkit" / "VOC2012" / "SegmentationClass"
@@ -170,16 +152,16 @@ def compile_cost(args, weights: str, precisions: list[str]) -> dict:
     for precision in precisions:
         encoder.precision, encoder.compiled_tokens = precision, None
         encoder(images[:1])  # warm-up
-        started = time.perf_counter()
-        eager = encoder(images)
-        eager_s = time.perf_counter() - started
+        with timed() as clock:
+            eager = encoder(images)
+        eager_s = clock.seconds
         encoder.compiled()
-        started = time.perf_counter()
-        encoder(images)
-        first = time.perf_counter() - started
-        started = time.perf_counter()
-        compiled = encoder(images)
-        steady = time.perf_counter() - started
+        with timed() as clock:
+            encoder(images)
+        first = clock.seconds
+        with timed() as clock:
+            compiled = encoder(images)
+        steady = clock.seconds
         out[precision] = {"eager_s_per_image": round(eager_s / len(images), 4), "compile_first_call_s": round(first, 1),
                           "compiled_s_per_image": round(steady / len(images), 4),
                           "speedup": round(eager_s / steady, 3), "max_abs_diff": float((compiled - eager).abs().max())}
@@ -191,10 +173,9 @@ def compile_cost(args, weights: str, precisions: list[str]) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    p = harness.parser(__doc__)
     p.add_argument("--backbone", default="dinov2_vits14")
-    p.add_argument("--data-root", default=str(SHARED / "voc"))
+    p.add_argument("--data-root", default=str(harness.SHARED / "voc"), help="Pascal VOC root")
     p.add_argument("--input-size", type=int, default=448)
     p.add_argument("--train-images", type=int, default=100)
     p.add_argument("--val-images", type=int, default=50)
@@ -208,9 +189,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--skip-numerics", action="store_true", help="no in-process numerics")
     p.add_argument("--features", choices=("tokens", "fungi"), default="tokens", help="features of the CLI runs")
     p.add_argument("--compile", action="store_true", help="also time torch.compile against eager per precision")
-    p.add_argument("--out", default="runs/bench_precision.json")
+    harness.add_out_arg(p, "runs/bench_precision.json")
     args = p.parse_args(argv)
-    root, weights = Path(args.data_root), shared_weights(args.backbone)
+    root, weights = Path(args.data_root), harness.shared_weights(args.backbone)
+    if weights is None:
+        raise SystemExit(f"no weights for {args.backbone} in {harness.SHARED / 'weights'}")
     precisions = args.precisions or [FP32, "bf16"] + (["fp16"] if cpu_has_native_fp16() else [])
     report = {"processor": processor(), "threads": torch.get_num_threads(), "torch": torch.__version__,
               "features": args.features,
@@ -226,10 +209,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.skip_cli:
         with tempfile.TemporaryDirectory() as tmp:
             report["cli"] = cli_runs(args, root, weights, precisions, Path(tmp))
-    write_json(args.out, report)
-    print(f"wrote {args.out}")
+    harness.write_results(args.out, report, args)
     return 0
-
 
 if __name__ == "__main__":
     sys.exit(main())

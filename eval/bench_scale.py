@@ -13,28 +13,22 @@ recall@k, peak resident memory, and the memory a 10.24M-patch bank needs with th
 
 from __future__ import annotations
 
-import argparse
-import resource
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import faiss
+import harness
 import numpy as np
 import torch
 import torch.nn.functional as F
+from harness import peak_rss_gib, timed
 
-from hummingbird.files.atomic import write_json
 from hummingbird.memory.bank import MemoryBank
 from hummingbird.memory.shards import ShardedBank, shard_name, write_manifest
 from hummingbird.pipeline import make_decoder
 
 PAPER_PATCHES = 1024 * 10**4
-
-
-def peak_rss_gib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
 
 def mixture(n: int, dim: int, centres: torch.Tensor, seed: int) -> torch.Tensor:
@@ -47,20 +41,19 @@ def write_synthetic_bank(out: Path, patches: int, dim: int, shard_rows: int, cla
                          seed: int) -> tuple[float, torch.Tensor]:
     """Write shards like a build does (fp16 features, labels, sources, views); returns the seconds taken
     and the mixture centres (for drawing queries)."""
-    centres = F.normalize(torch.randn(max(64, patches // 2000), dim, generator=torch.Generator().manual_seed(seed)), dim=1)
-    started = time.perf_counter()
-    shards = 0
-    for shard, start in enumerate(range(0, patches, shard_rows)):
-        n = min(shard_rows, patches - start)
-        feats = mixture(n, dim, centres, seed + 1 + shard).half()
-        labels = F.one_hot(torch.randint(0, classes, (n,)), classes).float()
-        sources = torch.zeros(n, 3, dtype=torch.int32)
-        views = torch.zeros(1, 6, dtype=torch.int32)
-        MemoryBank(feats, labels, sources, views, {"class_names": [f"c{i}" for i in range(classes)],
-                                                    "feature_kind": "synthetic"}).save(out / shard_name(0, start))
-        shards += 1
-    write_manifest(out, patches, 1, shard_rows)
-    return time.perf_counter() - started, centres
+    g = torch.Generator().manual_seed(seed)
+    centres = F.normalize(torch.randn(max(64, patches // 2000), dim, generator=g), dim=1)
+    with timed() as clock:
+        for shard, start in enumerate(range(0, patches, shard_rows)):
+            n = min(shard_rows, patches - start)
+            feats = mixture(n, dim, centres, seed + 1 + shard).half()
+            labels = F.one_hot(torch.randint(0, classes, (n,)), classes).float()
+            sources = torch.zeros(n, 3, dtype=torch.int32)
+            views = torch.zeros(1, 6, dtype=torch.int32)
+            MemoryBank(feats, labels, sources, views, {"class_names": [f"c{i}" for i in range(classes)],
+                                                        "feature_kind": "synthetic"}).save(out / shard_name(0, start))
+        write_manifest(out, patches, 1, shard_rows)
+    return clock.seconds, centres
 
 
 def exact_neighbours(bank: ShardedBank, queries: np.ndarray, k: int) -> np.ndarray:
@@ -81,8 +74,7 @@ def exact_neighbours(bank: ShardedBank, queries: np.ndarray, k: int) -> np.ndarr
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    p = harness.parser(__doc__)
     p.add_argument("--patches", type=int, default=2_000_000)
     p.add_argument("--dim", type=int, default=384)
     p.add_argument("--classes", type=int, default=21)
@@ -95,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--k", type=int, default=30)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--dir", default=None, help="where to write the shards (default: a temporary folder)")
-    p.add_argument("--out", default="runs/bench_scale.json")
+    harness.add_out_arg(p, "runs/bench_scale.json")
     args = p.parse_args(argv)
 
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
@@ -108,23 +100,23 @@ def main(argv: list[str] | None = None) -> int:
         bank = ShardedBank(root)
         queries = mixture(args.queries, args.dim, centres, args.seed + 10_000).numpy()
 
-        started = time.perf_counter()
-        index = make_decoder(bank, k=args.k, index_spec=args.index, nprobe=args.nprobe, use_gpu=False,
-                             seed=args.seed, refine=args.refine, train_size=args.train_size).index
-        index_seconds = time.perf_counter() - started
+        with timed() as clock:
+            index = make_decoder(bank, k=args.k, index_spec=args.index, nprobe=args.nprobe, use_gpu=False,
+                                 seed=args.seed, refine=args.refine, train_size=args.train_size).index
+        index_seconds = clock.seconds
         print(f"index {args.index}: trained on {min(args.train_size, len(bank)):,} and filled shard by shard "
               f"in {index_seconds:.1f}s")
 
-        started = time.perf_counter()
-        _, ids = index.search(queries, args.k)
-        search_seconds = time.perf_counter() - started
+        with timed() as clock:
+            _, ids = index.search(queries, args.k)
+        search_seconds = clock.seconds
         rss_search = peak_rss_gib()
         print(f"search: {args.queries / search_seconds:,.0f} queries/s (nprobe {args.nprobe}, refine {args.refine}); "
               f"peak RSS {rss_search:.2f} GiB")
 
-        started = time.perf_counter()
-        exact = exact_neighbours(bank, queries, args.k)
-        exact_seconds = time.perf_counter() - started
+        with timed() as clock:
+            exact = exact_neighbours(bank, queries, args.k)
+        exact_seconds = clock.seconds
         recall = float(np.mean([len(np.intersect1d(a, e)) for a, e in zip(ids.numpy(), exact)]) / args.k)
         print(f"recall@{args.k} against exact search ({exact_seconds:.0f}s): {recall:.4f}")
 
@@ -144,8 +136,7 @@ def main(argv: list[str] | None = None) -> int:
               "queries_per_s": args.queries / search_seconds, f"recall_at_{args.k}": recall,
               "peak_rss_gib_build": rss_build, "peak_rss_gib": rss_search, "paper_scale_estimate": estimate,
               "threads": torch.get_num_threads()}
-    write_json(args.out, report)
-    print(f"wrote {args.out}")
+    harness.write_results(args.out, report, args)
     return 0
 
 

@@ -13,28 +13,21 @@ decoder's label maps.
 
 from __future__ import annotations
 
-import argparse
 import sys
-import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+import harness
+import torch
+from harness import timed
 
-import torch  # noqa: E402
-
-from hummingbird.datasets.loader import LoaderOptions  # noqa: E402
-from hummingbird.datasets.registry import load_dataset  # noqa: E402
-from hummingbird.datasets.transforms import EvalResize, MemoryAugment  # noqa: E402
-from hummingbird.files.atomic import write_json  # noqa: E402
-from hummingbird.memory.decoder import HummingbirdDecoder  # noqa: E402
-from hummingbird.memory.search import ClusteredSearch, ExactSearch  # noqa: E402
-from hummingbird.models.backbones import load_backbone  # noqa: E402
-from hummingbird.models.features import TokenFeatures  # noqa: E402
-from hummingbird.models.precision import processor  # noqa: E402
-from hummingbird.pipeline import build_memory_bank  # noqa: E402
-
-SHARED = ROOT.parent / "shared"
+from hummingbird.datasets.loader import LoaderOptions
+from hummingbird.datasets.registry import load_dataset
+from hummingbird.datasets.transforms import EvalResize, MemoryAugment
+from hummingbird.memory.decoder import HummingbirdDecoder
+from hummingbird.memory.search import ClusteredSearch, ExactSearch
+from hummingbird.models.backbones import load_backbone
+from hummingbird.models.features import TokenFeatures
+from hummingbird.models.precision import processor
+from hummingbird.pipeline import build_memory_bank
 
 
 def partition_sweep(bank, queries: list[torch.Tensor], size: tuple[int, int], args) -> list[dict]:
@@ -45,13 +38,13 @@ def partition_sweep(bank, queries: list[torch.Tensor], size: tuple[int, int], ar
     rows = []
     for spec in args.partitions:
         nlist, nprobe = (int(v) for v in spec.split(":"))
-        started = time.perf_counter()
-        index = ClusteredSearch(bank.features, "cpu", nlist=nlist, nprobe=nprobe)
-        build = time.perf_counter() - started
-        started = time.perf_counter()
-        for q in queries:
-            index.search(q.reshape(-1, q.shape[-1]), args.k)
-        seconds = (time.perf_counter() - started) / sum(len(q) for q in queries)
+        with timed() as clock:
+            index = ClusteredSearch(bank.features, "cpu", nlist=nlist, nprobe=nprobe)
+        build = clock.seconds
+        with timed() as clock:
+            for q in queries:
+                index.search(q.reshape(-1, q.shape[-1]), args.k)
+        seconds = clock.seconds / sum(len(q) for q in queries)
         decoder = HummingbirdDecoder(index, bank.labels.float(), k=args.k)
         maps = torch.cat([decoder.predict(q, size) for q in queries])
         row = {"nlist": nlist, "nprobe": nprobe, "build_seconds": round(build, 2),
@@ -64,8 +57,7 @@ def partition_sweep(bank, queries: list[torch.Tensor], size: tuple[int, int], ar
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    p = harness.parser(__doc__)
     p.add_argument("--train-images", type=int, default=100)
     p.add_argument("--val-images", type=int, default=16)
     p.add_argument("--input-size", type=int, default=448)
@@ -73,11 +65,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--searches", nargs="*", default=["clustered", "exact"], choices=("clustered", "exact"))
     p.add_argument("--partitions", nargs="*", default=[], metavar="NLIST:NPROBE",
                    help="also compare clustered searches of these shapes with exact search")
-    p.add_argument("--out", default="runs/bench_search_precision.json")
+    harness.add_out_arg(p, "runs/bench_search_precision.json")
     args = p.parse_args(argv)
-    root = SHARED / "voc"
-    encoder = load_backbone("dinov2_vits14", weights=SHARED / "weights" / "dinov2_vits14_imgfocus.pth",
-                            precision="auto")
+    root = harness.SHARED / "voc"
+    encoder = load_backbone("dinov2_vits14", weights=harness.SHARED_WEIGHTS, precision="auto")
     features = TokenFeatures(encoder)
     train = load_dataset("voc", root, "train", MemoryAugment(args.input_size)).first(args.train_images)
     val = load_dataset("voc", root, "val", EvalResize(args.input_size)).first(args.val_images)
@@ -94,9 +85,9 @@ def main(argv: list[str] | None = None) -> int:
             kind = ClusteredSearch if name == "clustered" else ExactSearch
             index = kind(bank.features, "cpu", score_dtype=dtype)
             decoder = HummingbirdDecoder(index, bank.labels.float(), k=args.k)
-            started = time.perf_counter()
-            found = [index.search(q.reshape(-1, q.shape[-1]), args.k) for q in queries]
-            seconds = time.perf_counter() - started
+            with timed() as clock:
+                found = [index.search(q.reshape(-1, q.shape[-1]), args.k) for q in queries]
+            seconds = clock.seconds
             maps = torch.cat([decoder.predict(q, size) for q in queries])
             rows["bfloat16" if dtype else "float32"] = (seconds / len(val), found, maps)
         (s32, found32, maps32), (s16, found16, maps16) = rows["float32"], rows["bfloat16"]
@@ -112,8 +103,7 @@ def main(argv: list[str] | None = None) -> int:
               f"queries, max |Δsim| {sim_diff:.2e}, pixel agreement {100 * row['pixel_agreement']:.4f} %", flush=True)
     if args.partitions:
         report["partitions"] = partition_sweep(bank, queries, size, args)
-    write_json(args.out, report)
-    print(f"wrote {args.out}")
+    harness.write_results(args.out, report, args)
     return 0
 
 

@@ -8,12 +8,11 @@ Hummingbird): one resumable JSON per row, ``summary.json`` and ``summary.md``.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
 
-import torch
+import harness
 
 from hummingbird.catalog import DEFAULT_INPUT_SIZE, DEFAULT_SPLITS
 from hummingbird.datasets.loader import LoaderOptions
@@ -26,22 +25,16 @@ from hummingbird.models.features import TokenFeatures
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
-    p.add_argument("--dataset", choices=DATASET_KINDS, required=True)
-    p.add_argument("--data-root", required=True)
-    p.add_argument("--backbone", default=None)
-    p.add_argument("--weights", default=None)
+    p = harness.parser(__doc__)
+    harness.add_data_args(p, dataset=None, choices=DATASET_KINDS)
+    harness.add_backbone_args(p, backbone=None)
     p.add_argument("--input-size", type=int, default=None)
     p.add_argument("--clusters", type=int, nargs="+", default=None, help="K values (default: class count and 500)")
     p.add_argument("--probe-epochs", type=int, default=20)
     p.add_argument("--probe-lr", type=float, default=1e-3)
     p.add_argument("--limit-train", type=int, default=None)
     p.add_argument("--limit-val", type=int, default=None)
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--num-workers", type=int, default=4)
-    p.add_argument("--seed", type=int, default=0)
+    harness.add_runtime_args(p, batch_size=16, num_workers=4)
     p.add_argument("--out-dir", required=True)
     p.add_argument("--dry-run", action="store_true", help="print the planned rows, run nothing")
     args = p.parse_args(argv)
@@ -83,11 +76,11 @@ def main(argv: list[str] | None = None) -> int:
         write_json(path, record)
         summary.append(record)
         print(f"{row}: mIoU {100 * result['mIoU']:.2f}", file=sys.stderr)
-    write_json(out_dir / "summary.json", {"rows": summary})
-    table = ["| backbone | protocol | mIoU |", "|---|---|---|"] + [
-        f"| {r['backbone']} | {r['row']} | {100 * r['mIoU']:.1f} |" for r in summary]
-    (out_dir / "summary.md").write_text("\n".join(table) + "\n")
-    print("\n".join(table))
+    harness.write_results(out_dir / "summary.json", {"rows": summary}, args, quiet=True)
+    table = harness.markdown_table(["backbone", "protocol", "mIoU"],
+                                   [[r["backbone"], r["row"], f"{100 * r['mIoU']:.1f}"] for r in summary])
+    (out_dir / "summary.md").write_text(table + "\n")
+    print(table)
     return 0
 
 

@@ -9,15 +9,16 @@ on 2 real VOC images) and prints, as JSON, the max |difference| of patch, class 
 * ``bf16_default_periods``: no periods in the file (timm-layout hub weights) — the presets' bf16-rounded default;
 * ``train_mode``: rule 3 off — the model left in train mode.
 
-Usage: ``python eval/dinov3_loading_rules.py [--shared ../shared]``
+Usage: ``python eval/dinov3_loading_rules.py [--shared ../shared] [--out runs/dinov3_loading_rules.json]``
 """
 
 from __future__ import annotations
 
-import argparse
 import json
+import sys
 from pathlib import Path
 
+import harness
 import timm
 import torch
 from safetensors.torch import load_file
@@ -37,9 +38,10 @@ def errors(model: torch.nn.Module, images: torch.Tensor, out: dict, geometry: st
     return {k: float((v - out[f"{k}_{geometry}_{name}"]).abs().max()) for k, v in got.items()}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--shared", default=str(Path(__file__).resolve().parents[2] / "shared"))
+def main() -> int:
+    parser = harness.parser(__doc__)
+    parser.add_argument("--shared", default=str(harness.SHARED), help="the shared assets folder")
+    harness.add_out_arg(parser, None, "also write the JSON here")
     args = parser.parse_args()
     folder = Path(args.shared) / "peers" / "dinov3-official"
     out = load_file(str(folder / "outputs.safetensors"))
@@ -66,7 +68,9 @@ def main() -> None:
             images = out[f"images_{geometry}"]
             results[f"{name} {geometry}"] = {k: errors(m, images, out, geometry, name) for k, m in variants.items()}
     print(json.dumps(results, indent=1))
+    harness.write_results(args.out, {"errors": results}, args)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

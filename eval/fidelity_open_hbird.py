@@ -12,11 +12,10 @@ an earlier behaviour) and reports how many of the peer's pixels each one changes
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import sys
-from pathlib import Path
 
+import harness
 import numpy as np
 import torch
 
@@ -25,11 +24,8 @@ from hummingbird.datasets.loader import LoaderOptions
 from hummingbird.datasets.transforms import EvalResize
 from hummingbird.evaluation.fidelity import PeerAnswers, compare_with_peer, reproduce_peer
 from hummingbird.evaluation.protocols import PROTOCOLS
-from hummingbird.files.atomic import write_json
 from hummingbird.models.backbones import load_backbone
 from hummingbird.models.features import TokenFeatures
-
-SHARED = Path(__file__).resolve().parents[2] / "shared"
 
 
 class TensorResize(EvalResize):
@@ -58,18 +54,15 @@ def ablations(preset):
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--peer-dir", default=str(SHARED / "peers" / "open-hbird"), help="the peer's answers folder")
-    p.add_argument("--data-root", default=str(SHARED / "voc"), help="Pascal VOC root holding the peer's ids")
-    p.add_argument("--backbone", default="dinov2_vits14", help="preset of the weights the peer used")
-    p.add_argument("--weights", default=str(SHARED / "weights" / "dinov2_vits14_imgfocus.pth"),
-                   help="the weights file the peer used")
+    p = harness.parser(__doc__)
+    p.add_argument("--peer-dir", default=str(harness.SHARED / "peers" / "open-hbird"), help="the peer's answers folder")
+    p.add_argument("--data-root", default=str(harness.SHARED / "voc"), help="Pascal VOC root holding the peer's ids")
+    harness.add_backbone_args(p, weights=str(harness.SHARED_WEIGHTS), weights_help="the weights file the peer used")
     p.add_argument("--ablations", action="store_true", help="also rerun with each preset setting reverted")
     p.add_argument("--batch-size", type=int, default=10)
     p.add_argument("--num-workers", type=int, default=2)
     p.add_argument("--no-progress", action="store_true")
-    p.add_argument("--out", default="runs/fidelity_open_hbird.json")
+    harness.add_out_arg(p, "runs/fidelity_open_hbird.json")
     args = p.parse_args(argv)
 
     peer = PeerAnswers.load(args.peer_dir)
@@ -96,11 +89,9 @@ def main(argv: list[str] | None = None) -> int:
     worst = max(abs(v["difference"]) for v in main_run["per_class_open_hbird_hungarian_iou"].values())
     print(f"  largest per-class IoU difference {worst:.5f}")
     if args.ablations:
-        print("\n| setting reverted | change | pixels that differ from the peer |\n|---|---|---|")
-        for run in report["runs"]:
-            print(f"| {run['run']} | {run['change']} | {100 * (1 - run['pixel_agreement']):.2f} % |")
-    write_json(args.out, report)
-    print(f"wrote {args.out}")
+        print("\n" + harness.markdown_table(["setting reverted", "change", "pixels that differ from the peer"], [
+            [run["run"], run["change"], f"{100 * (1 - run['pixel_agreement']):.2f} %"] for run in report["runs"]]))
+    harness.write_results(args.out, report, args)
     return 0
 
 

@@ -15,11 +15,10 @@ the same draws, so the paired difference is that change alone.
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import sys
-from pathlib import Path
 
+import harness
 import numpy as np
 import torch
 from PIL import Image
@@ -32,12 +31,9 @@ from hummingbird.datasets.transforms import JITTER_OPS, EvalResize, OpenHbirdAug
 from hummingbird.evaluation.fidelity import PeerAnswers
 from hummingbird.evaluation.metrics import ConfusionMatrix
 from hummingbird.evaluation.protocols import PROTOCOLS
-from hummingbird.files.atomic import write_json
 from hummingbird.models.backbones import load_backbone
 from hummingbird.models.features import TokenFeatures
 from hummingbird.pipeline import build_memory_bank, make_decoder, predictions, summarise
-
-SHARED = Path(__file__).resolve().parents[2] / "shared"
 
 
 class TensorJitterAugment(OpenHbirdAugment):
@@ -81,12 +77,11 @@ class ReusedFeatures:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--peer-dir", default=str(SHARED / "peers" / "open-hbird"), help="the peer's ids and settings")
-    p.add_argument("--data-root", default=str(SHARED / "voc"), help="Pascal VOC root holding the peer's ids")
-    p.add_argument("--backbone", default="dinov2_vits14")
-    p.add_argument("--weights", default=str(SHARED / "weights" / "dinov2_vits14_imgfocus.pth"))
+    p = harness.parser(__doc__)
+    p.add_argument("--peer-dir", default=str(harness.SHARED / "peers" / "open-hbird"),
+                   help="the peer's ids and settings")
+    p.add_argument("--data-root", default=str(harness.SHARED / "voc"), help="Pascal VOC root holding the peer's ids")
+    harness.add_backbone_args(p, weights=str(harness.SHARED_WEIGHTS))
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     p.add_argument("--augmentation-epochs", type=int, default=2)
     p.add_argument("--memory-sizes", nargs="+", default=["20480", "none"], help="patches, or none (unbounded)")
@@ -94,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--limit", type=int, default=None, help="first N training and evaluation ids (smoke runs)")
     p.add_argument("--batch-size", type=int, default=10)
     p.add_argument("--no-progress", action="store_true")
-    p.add_argument("--out", default="runs/fidelity_open_hbird_augmented.json")
+    harness.add_out_arg(p, "runs/fidelity_open_hbird_augmented.json")
     args = p.parse_args(argv)
 
     protocol = PROTOCOLS["open-hbird"]
@@ -135,8 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     summary = []
     print(f"open-hbird preset, {len(train_ids)} train / {len(val_ids)} val VOC ids, {size} px, "
           f"{args.augmentation_epochs} augmentation epochs, seeds {args.seeds}\n")
-    print("| memory | jitter kernels | Hungarian mIoU, mean ± std over seeds | range | pixel agreement between seeds |")
-    print("|---|---|---|---|---|")
+    table = []
     for memory, variant in itertools.product(memory_sizes, args.variants):
         values = np.array([r["open_hbird_hungarian_mIoU"] for r in runs
                            if r["variant"] == variant and r["memory_size"] == memory])
@@ -148,9 +142,11 @@ def main(argv: list[str] | None = None) -> int:
         summary.append(row)
         spread = f"{row['mean']:.4f} ± {row['std']:.4f}" if row["std"] is not None else f"{row['mean']:.4f}"
         agreement = f"{100 * min(pairs):.1f}–{100 * max(pairs):.1f} %" if pairs else "-"
-        print(f"| {memory or 'unbounded'} | {variant} | {spread} | {row['min']:.4f}–{row['max']:.4f} | {agreement} |")
+        table.append([memory or "unbounded", variant, spread, f"{row['min']:.4f}–{row['max']:.4f}", agreement])
+    print(harness.markdown_table(["memory", "jitter kernels", "Hungarian mIoU, mean ± std over seeds", "range",
+                                  "pixel agreement between seeds"], table))
     if len(args.variants) > 1:
-        print("\n| memory | Pillow − tensor kernels, same draws: Hungarian mIoU | pixel agreement |\n|---|---|---|")
+        table = []
         for memory in memory_sizes:
             by_seed = {(r["variant"], r["seed"]): r["open_hbird_hungarian_mIoU"] for r in runs
                        if r["memory_size"] == memory}
@@ -158,10 +154,12 @@ def main(argv: list[str] | None = None) -> int:
             agreement = [agree(("peer", s, memory), ("tensor-jitter", s, memory)) for s in args.seeds]
             summary.append({"memory_size": memory, "pillow_minus_tensor": diffs.tolist(),
                             "pillow_vs_tensor_pixel_agreement": agreement})
-            print(f"| {memory or 'unbounded'} | {diffs.mean():+.4f} (per seed {', '.join(f'{d:+.4f}' for d in diffs)}) "
-                  f"| {100 * min(agreement):.1f}–{100 * max(agreement):.1f} % |")
-    write_json(args.out, {"settings": vars(args), "runs": runs, "summary": summary})
-    print(f"wrote {args.out}")
+            per_seed = ", ".join(f"{d:+.4f}" for d in diffs)
+            table.append([memory or "unbounded", f"{diffs.mean():+.4f} (per seed {per_seed})",
+                          f"{100 * min(agreement):.1f}–{100 * max(agreement):.1f} %"])
+        print("\n" + harness.markdown_table(["memory", "Pillow − tensor kernels, same draws: Hungarian mIoU",
+                                             "pixel agreement"], table))
+    harness.write_results(args.out, {"runs": runs, "summary": summary}, args)
     return 0
 
 

@@ -25,6 +25,7 @@ import sys
 import time
 from pathlib import Path
 
+import harness
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -50,16 +51,11 @@ TOKENS = "tokens"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--dataset", choices=DATASET_KINDS, default="voc")
-    p.add_argument("--data-root", required=True)
-    p.add_argument("--train-split", default=None)
-    p.add_argument("--val-split", default=None)
+    p = harness.parser(__doc__)
+    harness.add_data_args(p, splits=True, choices=DATASET_KINDS)
     p.add_argument("--train-images", type=int, default=100, help="first N training images (memory and support)")
     p.add_argument("--val-images", type=int, default=100, help="first N validation images")
-    p.add_argument("--backbone", default=None)
-    p.add_argument("--weights", default=None)
+    harness.add_backbone_args(p, backbone=None)
     p.add_argument("--input-size", type=int, default=224)
     p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     p.add_argument("--fungi-projection", choices=("fast", "dense"), default="fast")
@@ -72,10 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bootstrap", type=int, default=2000, help="bootstrap resamples of the validation images")
     p.add_argument("--diagnostic-images", type=int, default=4,
                    help="validation images for the gradient cosines (0: skip)")
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--num-workers", type=int, default=2)
-    p.add_argument("--seed", type=int, default=0)
+    harness.add_runtime_args(p, batch_size=8, num_workers=2)
     p.add_argument("--out-dir", required=True)
     p.add_argument("--no-progress", action="store_true")
     return p
@@ -266,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
                           "support_patches": len(support), "seed": args.seed, "device": args.device,
                           "bootstrap": args.bootstrap, "baseline_variant": args.baseline_variant},
                "rows": rows, "gradient_cosines": cosines}
-    write_json(out_dir / "summary.json", summary)
+    harness.write_results(out_dir / "summary.json", summary, args, quiet=True)
     table = format_table(summary)
     (out_dir / "summary.md").write_text(table + "\n")
     print(table)
@@ -282,24 +275,21 @@ def format_table(summary: dict) -> str:
     def gap(g):
         return "" if g is None else f"{100 * g['gap']:+.2f} [{100 * g['low']:+.2f}, {100 * g['high']:+.2f}]"
 
-    lines = [f"| source | mIoU | − tokens [95 % CI] | − {baseline} [95 % CI] | agreement with tokens "
-             f"| negatives' softmax share |", "|---|---|---|---|---|---|"]
-    for r in rows:
-        share = r["negative_mass_share"]
-        lines.append(f"| {r['source']} | {100 * r['mIoU']:.2f} | {gap(r.get('gap_to_tokens'))} "
-                     f"| {gap(r.get('gap_to_baseline'))} | {100 * r['agreement'][TOKENS]:.1f} % "
-                     f"| {'' if share is None else f'{100 * share:.1f} %'} |")
-    lines += ["", "| pixel agreement (%) | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
-    for r in rows:
-        lines.append(f"| {r['source']} | " + " | ".join(f"{100 * r['agreement'][n]:.1f}" for n in names) + " |")
+    lines = [harness.markdown_table(
+        ["source", "mIoU", "− tokens [95 % CI]", f"− {baseline} [95 % CI]", "agreement with tokens",
+         "negatives' softmax share"],
+        [[r["source"], f"{100 * r['mIoU']:.2f}", gap(r.get("gap_to_tokens")), gap(r.get("gap_to_baseline")),
+          f"{100 * r['agreement'][TOKENS]:.1f} %",
+          "" if r["negative_mass_share"] is None else f"{100 * r['negative_mass_share']:.1f} %"] for r in rows])]
+    lines += ["", harness.markdown_table(["pixel agreement (%)", *names], [
+        [r["source"], *(f"{100 * r['agreement'][n]:.1f}" for n in names)] for r in rows])]
     cos = summary.get("gradient_cosines")
     if cos:
         variants = list(cos["between"])
-        lines += ["", f"| per-patch gradient cosine ({cos['images']} images) | " + " | ".join(variants)
-                  + " | same, random support |", "|---" * (len(variants) + 2) + "|"]
-        for a in variants:
-            lines.append(f"| {a} | " + " | ".join(f"{cos['between'][a][b]:.4f}" for b in variants)
-                         + f" | {cos['random_support'][a]:.4f} |")
+        lines += ["", harness.markdown_table(
+            [f"per-patch gradient cosine ({cos['images']} images)", *variants, "same, random support"],
+            [[a, *(f"{cos['between'][a][b]:.4f}" for b in variants), f"{cos['random_support'][a]:.4f}"]
+             for a in variants])]
     return "\n".join(lines)
 
 

@@ -25,8 +25,8 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import harness
 import numpy as np
-import torch
 
 from fungi_dense.variants import DEFAULT_VARIANT, VARIANTS
 from hummingbird.building import build_sharded_bank
@@ -45,12 +45,9 @@ HUMMINGBIRD_MEMORY_SIZES = (1024 * 10**2, 1024 * 10**3, 1024 * 10**4)
 
 
 def build_parser(dataset: str | None = None) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] + " Resumable; writes JSON per row.",
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--dataset", choices=DATASET_KINDS, default=dataset, required=dataset is None)
-    p.add_argument("--data-root", required=True)
-    p.add_argument("--train-split", default=None)
-    p.add_argument("--val-split", default=None)
+    p = harness.parser(__doc__)
+    p.description += " Resumable; writes JSON per row."
+    harness.add_data_args(p, dataset=dataset, splits=True, choices=DATASET_KINDS)
     p.add_argument("--filesets", nargs="*", default=[],
                    help="training file sets (data-efficient rows): official names such as voc:1/128 (all five "
                         "seeds, reported as mean ± std), voc:1/128:42 (one seed), ade20k:1/64, or id-list files; "
@@ -63,8 +60,7 @@ def build_parser(dataset: str | None = None) -> argparse.ArgumentParser:
                    help="default: this toolkit's settings; open-hbird: open-hummingbird-eval 2.0.0's (README 'Fidelity')")
     p.add_argument("--pos-embed", choices=("official", "timm"), default=None,
                    help="position-embedding resampling (default: official for DINO/DINOv2, else timm)")
-    p.add_argument("--backbone", required=True)
-    p.add_argument("--weights", default=None)
+    harness.add_backbone_args(p, backbone=None, required=True)
     p.add_argument("--input-size", type=int, default=None, help="default 512 (504 for /14)")
     p.add_argument("--k", type=int, default=30)
     p.add_argument("--temperature", type=float, default=0.02)
@@ -88,10 +84,7 @@ def build_parser(dataset: str | None = None) -> argparse.ArgumentParser:
                    help="form of the FUNGI InfoNCE objective (see the README's FUNGI section); rows of a "
                         "non-default variant carry its name")
     p.add_argument("--fungi-seed", type=int, default=0, help="seed of the FUNGI head, projection and subsampling")
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--num-workers", type=int, default=4)
-    p.add_argument("--seed", type=int, default=0)
+    harness.add_runtime_args(p, batch_size=16, num_workers=4)
     p.add_argument("--out-dir", required=True)
     p.add_argument("--dry-run", action="store_true", help="print the planned rows and their memory, run nothing")
     p.add_argument("--no-plots", action="store_true", help="write JSON, Markdown and CSV only")
@@ -169,15 +162,13 @@ def main(argv: list[str] | None = None, dataset: str | None = None) -> int:
               f"{100 * row['open_hbird_hungarian_mIoU']:.2f}", file=sys.stderr)
 
     groups = aggregate(summary)
-    write_json(out_dir / "summary.json", {"rows": summary, "aggregates": groups})
-    table = ["| backbone | features | preset | train set | seeds | memory | mIoU (plain) | mIoU (open-hbird Hungarian) |",
-             "|---|---|---|---|---|---|---|---|"]
-    for g in groups:
-        table.append(f"| {g['backbone']} | {g['feature_kind']} | {g['protocol_preset']} | {g['train_set']} "
-                     f"| {g['seeds']} | {g['memory_size']:,} | {_mean_std(g['mIoU'])} "
-                     f"| {_mean_std(g['open_hbird_hungarian_mIoU'])} |")
-    (out_dir / "summary.md").write_text("\n".join(table) + "\n")
-    print("\n".join(table))
+    harness.write_results(out_dir / "summary.json", {"rows": summary, "aggregates": groups}, args, quiet=True)
+    table = harness.markdown_table(
+        ["backbone", "features", "preset", "train set", "seeds", "memory", "mIoU (plain)", "mIoU (open-hbird Hungarian)"],
+        [[g["backbone"], g["feature_kind"], g["protocol_preset"], g["train_set"], g["seeds"], f"{g['memory_size']:,}",
+          _mean_std(g["mIoU"]), _mean_std(g["open_hbird_hungarian_mIoU"])] for g in groups])
+    (out_dir / "summary.md").write_text(table + "\n")
+    print(table)
     from hummingbird.visual.plots import table_plots, write_table_csv
 
     written = [write_table_csv(groups, args.dataset, out_dir / "summary.csv")]

@@ -49,6 +49,15 @@ class DownloadError(HummingbirdError):
     """An archive cannot be downloaded (offline, host not answering, HTTP error) or fails its checksum."""
 
 
+class DownloadUnavailableError(DownloadError):
+    """An archive's host cannot be reached or refuses it (offline, name not resolved, not answering, HTTP
+    error); ``reason`` says which, in a few words."""
+
+    def __init__(self, message: str, reason: str = ""):
+        super().__init__(message)
+        self.reason = reason
+
+
 # ----------------------------------------------------------------------------- warnings
 
 

@@ -34,21 +34,29 @@ def real_weights() -> tuple[str, Path]:
     pytest.skip("no real weights: set HUMMINGBIRD_WEIGHTS (and HUMMINGBIRD_BACKBONE) or add ../shared/weights/")
 
 
+def _data_folders() -> list[Path]:
+    """$HUMMINGBIRD_DATA (laid out as the data cache: voc/VOCdevkit/..., ade20k/ADEChallengeData2016), then
+    ../shared (the same layout)."""
+    return [*([Path(os.environ["HUMMINGBIRD_DATA"])] if os.environ.get("HUMMINGBIRD_DATA") else []), SHARED]
+
+
 def real_voc() -> Path:
-    """A Pascal VOC root or skip."""
-    for candidate in filter(None, [os.environ.get("HUMMINGBIRD_DATA"), SHARED / "voc", SHARED / "VOCdevkit"]):
-        candidate = Path(candidate)
+    """A Pascal VOC root or skip: ``voc/`` of $HUMMINGBIRD_DATA or ../shared (or $HUMMINGBIRD_DATA itself
+    when it is a VOC root)."""
+    candidates = [c for folder in _data_folders() for c in (folder / "voc", folder, folder / "VOCdevkit")]
+    for candidate in candidates:
         if any((candidate / sub / "JPEGImages").is_dir() for sub in ("", "VOC2012", "VOCdevkit/VOC2012")):
             return candidate
     pytest.skip("no real Pascal VOC images: set HUMMINGBIRD_DATA or add ../shared/voc/")
 
 
 def real_ade20k() -> Path:
-    """An ADEChallengeData2016 root or skip."""
-    root = SHARED / "ade20k" / "ADEChallengeData2016"
-    if (root / "images").is_dir() and (root / "annotations").is_dir():
-        return root
-    pytest.skip("no real ADE20K pairs: add ../shared/ade20k/ADEChallengeData2016/")
+    """An ADEChallengeData2016 root or skip: under ``ade20k/`` of $HUMMINGBIRD_DATA or ../shared."""
+    for folder in _data_folders():
+        root = folder / "ade20k" / "ADEChallengeData2016"
+        if (root / "images").is_dir() and (root / "annotations").is_dir():
+            return root
+    pytest.skip("no real ADE20K pairs: set HUMMINGBIRD_DATA or add ../shared/ade20k/ADEChallengeData2016/")
 
 
 def real_peer(name: str) -> Path:

@@ -68,15 +68,16 @@ def cmd_evaluate(args) -> int:
 
     if args.protocol != "hummingbird":
         return _evaluate_probe(args)
-    if (args.bank is None) == (args.train_split is None):
-        raise ConfigError("give exactly one of --bank BANK or --train-split SPLIT")
+    if args.bank is not None and args.train_split is not None:
+        raise ConfigError("give --bank BANK or --train-split SPLIT, not both")
     if args.save_overlays and not args.save_predictions:
         raise ConfigError("--save-overlays needs --save-predictions DIR")
     rank, world = rank_and_world()
     if args.bank:
         segmenter = Segmenter.load(args.bank, **_keywords(args))
     else:
-        segmenter = Segmenter.from_dataset(args.dataset, args.data_root, args.train_split,
+        segmenter = Segmenter.from_dataset(args.dataset, args.data_root,
+                                           args.train_split or DEFAULT_SPLITS[args.dataset][0],
                                            fileset=args.train_fileset, **_memory_keywords(args), **_keywords(args))
         if args.save_bank:
             segmenter.save(args.save_bank)

@@ -57,6 +57,26 @@ def _output_locks(args) -> Iterator[None]:
         yield
 
 
+def _data_root_from_cache(args) -> None:
+    """A dataset named without its folder (``--dataset voc`` and no ``--data-root``; ``check-dataset`` without
+    PATH) is the one in the data cache, prepared there first when absent (:mod:`hummingbird.datasets.cache`)."""
+    dest = {"build-memory": "data_root", "evaluate": "data_root", "check-dataset": "path"}.get(args.command)
+    if dest is None or getattr(args, dest) is not None:
+        return
+    from hummingbird.datasets.cache import dataset_from_cache
+
+    result = dataset_from_cache(args.dataset, progress=not args.no_progress)
+    for report in result.checks:
+        print(report.format(), file=sys.stderr)
+    print(f"{args.dataset}: {'prepared now in' if result.prepared_now else 'found in'} the data cache: "
+          f"{result.data_root}", file=sys.stderr)
+    if not result.ok:
+        from hummingbird.errors import warn
+
+        warn(f"the check of {result.data_root} found problems (above)")
+    setattr(args, dest, result.data_root)
+
+
 class Terminated(BaseException):
     """SIGTERM arrived; raised so that clean-up (temporary files) runs before exiting. A BaseException,
     like KeyboardInterrupt, so that no ``except Exception`` on the way turns it into another error."""
@@ -73,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     try:
         with _output_locks(args):
+            _data_root_from_cache(args)
             return COMMANDS[args.command](args)
     except HummingbirdError as exc:
         print(f"hummingbird {args.command}: error: {_user_message(exc)}", file=sys.stderr)

@@ -28,6 +28,7 @@ from hummingbird.cli.argtypes import (
     positive_int,
     unit_interval,
 )
+from hummingbird.datasets.cache import DATA_ENV
 from hummingbird.datasets.prepare.archives import PREPARED_DATASETS
 from hummingbird.models.precision import PRECISIONS
 from hummingbird.settings import SEARCH_DEFAULTS, FungiOptions
@@ -167,7 +168,10 @@ def _add_num_classes_arg(g) -> None:
 def _add_dataset_args(p: argparse.ArgumentParser, split_help: str) -> None:
     g = p.add_argument_group("dataset")
     g.add_argument("--dataset", choices=DATASET_KINDS, required=True, help="dataset layout (see data/README.md)")
-    g.add_argument("--data-root", required=True, help="dataset folder (see data/README.md for layouts)")
+    g.add_argument("--data-root", default=None,
+                   help=f"dataset folder (see data/README.md for layouts); default: the dataset in the data cache "
+                        f"(${DATA_ENV}, else ~/.cache/hummingbird/data), prepared there first when absent "
+                        f"({', '.join(PREPARED_DATASETS)})")
     g.add_argument("--split", default=None, help=split_help)
     _add_num_classes_arg(g)
 
@@ -254,12 +258,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="bank file to write (.safetensors)")
 
     p = sub.add_parser("evaluate", help="memory bank + labelled split → mIoU JSON and per-class table",
-                       description="Evaluate the Hummingbird decoder on a labelled split. Give --bank, or "
-                                   "--train-split to build the memory first.")
+                       description="Evaluate the Hummingbird decoder on a labelled split. Give --bank, or the memory "
+                                   "is built first from --train-split (default: the dataset's training split).")
     _add_dataset_args(p, "evaluation split (default: val for voc, validation for ade20k, val for folder)")
     p.add_argument("--bank", default=None, help="memory bank file from build-memory")
-    p.add_argument("--train-split", default=None, help="build the memory from this split instead of --bank")
-    p.add_argument("--save-bank", default=None, help="with --train-split: also write the bank here")
+    p.add_argument("--train-split", default=None,
+                   help="build the memory from this split instead of reading --bank (default without --bank: "
+                        "trainaug for voc, training for ade20k, train for the others)")
+    p.add_argument("--save-bank", default=None, help="when the memory is built (no --bank): also write the bank here")
     _add_memory_args(p, prefix="train-")
     p.add_argument("--fileset", default=None, help="evaluation " + FILESET_HELP)
     g = p.add_argument_group("protocol")
@@ -339,7 +345,9 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Scan images and masks for problems (missing pairs, unreadable files, size "
                                    "mismatches, colour masks, out-of-range values, tiny images) in one pass, "
                                    "and count class pixels; builds nothing. Exit status 1 if problems were found.")
-    p.add_argument("path", help="dataset folder")
+    p.add_argument("path", nargs="?", default=None,
+                   help="dataset folder (default: the --dataset's folder in the data cache, prepared there first "
+                        "when absent)")
     p.add_argument("--dataset", choices=DATASET_KINDS, default="folder", help="dataset layout")
     p.add_argument("--split", default="all", help="split to check (voc: train/val/trainaug)")
     _add_num_classes_arg(p)

@@ -54,7 +54,7 @@ def prepare_dataset(dataset: str, root: str | Path, mirror: str | None = None,
     if dataset not in DATASET_ARCHIVES:
         raise ConfigError(f"prepare-data: unknown dataset {dataset!r}; use one of {', '.join(PREPARED_DATASETS)}")
     root = Path(root)
-    folder, data_root = (root / name for name in _FOLDERS[dataset])
+    folder, data_root = dataset_folders(dataset, root)
     result = PrepareResult(dataset, str(data_root))
     if (_stamp_folder(dataset, folder) / STAMP).is_file():
         result.prepared_now = False
@@ -76,6 +76,11 @@ def prepare_dataset(dataset: str, root: str | Path, mirror: str | None = None,
         result.checks = [scan_dataset(dataset, str(data_root), split, progress=progress)
                          for split in DEFAULT_SPLITS[dataset]]
     return result
+
+
+def dataset_folders(dataset: str, root: str | Path) -> tuple[Path, Path]:
+    """The folder ``dataset`` lands in under ``root``, and the ``--data-root`` the other commands read."""
+    return tuple(Path(root) / name for name in _FOLDERS[dataset])
 
 
 def _stamp_folder(dataset: str, folder: Path) -> Path:

@@ -11,9 +11,10 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from hummingbird.datasets.prepare.archives import Archive
-from hummingbird.errors import DownloadError
+from hummingbird.errors import DownloadError, DownloadUnavailableError
 
-CONNECT_TIMEOUT_S = 3.0  # a host that does not answer is reported at once
+LOOKUP_TIMEOUT_S = 1.5  # a name server that does not answer (offline) is reported at once
+CONNECT_TIMEOUT_S = 3.0  # and so is a host that does not answer
 READ_TIMEOUT_S = 60.0
 ATTEMPTS_WITHOUT_PROGRESS = 3  # attempts that add no byte before giving up (attempts that add bytes are free)
 CHUNK = 1 << 20
@@ -86,16 +87,19 @@ def _download(url: str, part: Path, archive: Archive, target: Path, progress: bo
         offset = part.stat().st_size if part.is_file() else 0
         headers = {"Range": f"bytes={offset}-"} if offset else {}
         try:
+            if not requests.utils.get_environ_proxies(url):  # (through a proxy, the proxy looks the name up)
+                _look_up(urlsplit(url).hostname or "", LOOKUP_TIMEOUT_S)
             response = requests.get(url, headers=headers, stream=True, timeout=(CONNECT_TIMEOUT_S, READ_TIMEOUT_S))
-        except requests.RequestException as exc:  # refused, no route, name not resolved, no answer in time
+        except (requests.RequestException, OSError) as exc:  # refused, no route, name not resolved, no answer
             kept = f"; {offset:,} bytes kept in {part} to resume" if offset else ""
-            raise DownloadError(_offline_message(url, archive, target, _reason(exc)) + kept) from None
+            reason = _reason(exc)
+            raise DownloadUnavailableError(_offline_message(url, archive, target, reason) + kept, reason) from None
         with response:
             if response.status_code == 416 and offset:  # nothing after offset: the part is complete
                 return
             if response.status_code not in (200, 206):
-                raise DownloadError(_offline_message(url, archive, target,
-                                                     f"HTTP {response.status_code} {response.reason}"))
+                reason = f"HTTP {response.status_code} {response.reason}"
+                raise DownloadUnavailableError(_offline_message(url, archive, target, reason), reason)
             if response.status_code == 200:
                 offset = 0  # the server ignored the Range: start again
             total = _total_length(response, offset)
@@ -119,6 +123,29 @@ def _download(url: str, part: Path, archive: Archive, target: Path, progress: bo
         if stalled >= ATTEMPTS_WITHOUT_PROGRESS:
             raise DownloadError(f"{url}: download of {archive.name} failed ({reason}); {size:,} bytes kept in "
                                 f"{part}, run again to resume")
+
+
+def _look_up(host: str, timeout: float) -> None:
+    """Resolve ``host`` within ``timeout`` seconds (the system's own lookup may wait far longer for a name
+    server that is out of reach); :class:`OSError` if it fails or takes longer."""
+    import socket
+    import threading
+
+    failed: list[OSError] = []
+
+    def look() -> None:
+        try:
+            socket.getaddrinfo(host, None)
+        except OSError as exc:
+            failed.append(exc)
+
+    lookup = threading.Thread(target=look, daemon=True)
+    lookup.start()
+    lookup.join(timeout)
+    if lookup.is_alive():
+        raise OSError(f"no answer from the name server for {host} within {timeout:g} s")
+    if failed:
+        raise OSError(f"cannot resolve {host}: {failed[0]}")
 
 
 def _total_length(response, offset: int) -> int | None:
