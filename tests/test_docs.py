@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 PAGES = sorted((ROOT / "docs").rglob("*.md"))
 DOCUMENTS = [README, *PAGES]
-FENCE = re.compile(r"(?:<!-- not run: (?P<why>[^>]+) -->\n)?```(?P<lang>\w*)\n(?P<body>.*?)```", re.S)
+FENCE = re.compile(r"(?:<!-- (?:not run: (?P<why>[^>]+)|(?P<run>run)) -->\n)?```(?P<lang>\w*)\n(?P<body>.*?)```", re.S)
 
 
 def _blocks(path: Path, lang: str) -> list[tuple[str, str | None]]:
@@ -93,9 +93,14 @@ def _script_lines() -> list[tuple[str, Path, list[str]]]:
 @pytest.mark.parametrize("where,script,options", _script_lines(), ids=lambda v: v if isinstance(v, str) else "")
 def test_every_script_shown_exists_with_its_options(where, script, options):
     assert script.is_file(), where
-    text = script.read_text()
-    imported = [p for p in script.parent.glob("*.py") if re.search(rf"^\s*(from|import) {p.stem}\b", text, re.M)]
-    known = text + "".join(p.read_text() for p in imported)
+    known, todo, seen = "", [script], set()
+    while todo:  # the script and the eval modules it imports, transitively (the harness's shared options)
+        path = todo.pop()
+        seen.add(path)
+        text = path.read_text()
+        known += text
+        todo += [p for p in script.parent.glob("*.py")
+                 if p not in seen and re.search(rf"^\s*(from|import) {p.stem}\b", text, re.M)]
     missing = [o for o in options if f'"{o}"' not in known]
     assert missing == [], where
 
@@ -120,3 +125,24 @@ def test_python_blocks_run(page, tmp_path, monkeypatch):
         exec(compile(code, f"{page.name} block", "exec"), scope)  # noqa: S102 (the docs' own examples)
         ran += 1
     assert ran, f"{page}: every Python block is marked not run"
+
+
+def _runnable_shell_blocks() -> list[tuple[str, str]]:
+    return [(f"{path.relative_to(ROOT)} block {i}", m["body"]) for path in DOCUMENTS
+            for i, m in enumerate(FENCE.finditer(path.read_text())) if m["lang"] == "bash" and m["run"]]
+
+
+@pytest.mark.parametrize("where,code", _runnable_shell_blocks(), ids=lambda v: v if " block " in v else "")
+def test_shell_blocks_marked_run_run(where, code, tmp_path):
+    """Blocks marked ``<!-- run -->`` run line by line in an empty folder, as a reader would type them."""
+    import subprocess
+    import sys
+
+    for line in _command_lines(code):
+        words = shlex.split(line)
+        if words[0] == "hummingbird":
+            words = [sys.executable, "-m", "hummingbird", *words[1:], "--no-progress"]
+        elif words[0] == "python":
+            words = [sys.executable, str(ROOT / words[1]), *words[2:]]
+        done = subprocess.run(words, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, f"{where}: {line}\n{done.stderr[-1500:]}"

@@ -189,12 +189,25 @@ def _add_protocol_preset_arg(g: argparse._ArgumentGroup, from_bank: bool = False
                         + ("the bank's, else default)" if from_bank else "default)"))
 
 
-def _add_memory_args(p: argparse.ArgumentParser, prefix: str = "") -> None:
+PAPER_MEMORY_SIZE = 102_400  # evaluate's memory when it builds one: 1024·10²
+
+
+def _memory_size(text: str) -> int | None:
+    """``--memory-size``: a number of patches, or ``all`` (every labelled patch)."""
+    return None if text == "all" else positive_int(text)
+
+
+_memory_size.__name__ = "integer >= 1 or 'all'"
+
+
+def _add_memory_args(p: argparse.ArgumentParser, prefix: str = "", memory_size: int | None = None) -> None:
     g = p.add_argument_group("memory bank")
     g.add_argument(f"--{prefix}fileset", default=None, help="training " + FILESET_HELP)
-    g.add_argument("--memory-size", type=positive_int, default=None,
+    shown = "all: every labelled patch" if memory_size is None else (
+        f"{memory_size}: 1024·10², the Hummingbird paper's first memory size; all: every labelled patch")
+    g.add_argument("--memory-size", type=_memory_size, default=memory_size,
                    help="patches kept per bank, the same number from each image, chosen by the protocol's "
-                        "selection (default: every labelled patch)")
+                        f"selection, or all (default: {shown})")
     g.add_argument("--augmentation-epochs", type=positive_int, default=1, help="augmented passes over the images")
     g.add_argument("--no-augment", action="store_true",
                    help="plain resize instead of the protocol's augmentation (default: crop/flip/jitter; "
@@ -266,7 +279,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="build the memory from this split instead of reading --bank (default without --bank: "
                         "trainaug for voc, training for ade20k, train for the others)")
     p.add_argument("--save-bank", default=None, help="when the memory is built (no --bank): also write the bank here")
-    _add_memory_args(p, prefix="train-")
+    _add_memory_args(p, prefix="train-", memory_size=PAPER_MEMORY_SIZE)
     p.add_argument("--fileset", default=None, help="evaluation " + FILESET_HELP)
     g = p.add_argument_group("protocol")
     _add_protocol_preset_arg(g, from_bank=True)
