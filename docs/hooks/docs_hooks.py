@@ -1,5 +1,6 @@
-"""MkDocs hook: the backbone table of ``docs/backbones.md`` generated from the preset registry
-(:data:`hummingbird.models.presets.PRESETS`), where the page says ``<!-- backbones-table -->``."""
+"""MkDocs hooks: the backbone table of ``docs/backbones.md`` generated from the preset registry
+(:data:`hummingbird.models.presets.PRESETS`), where the page says ``<!-- backbones-table -->``, and Sphinx roles
+in docstrings shown as plain code in the API reference."""
 
 from __future__ import annotations
 
@@ -29,3 +30,11 @@ def backbones_markdown() -> str:
 
 def on_page_markdown(markdown: str, page, config, files) -> str:
     return markdown.replace(MARKER, backbones_markdown()) if MARKER in markdown else markdown
+
+
+def on_page_content(html: str, page, config, files) -> str:
+    """Docstrings use Sphinx roles (``:class:`~a.b.C```); shown as plain code: ``C`` (``~``: last name only)."""
+    import re
+
+    html = re.sub(r":(?:meth|mod|func|class|attr|data|obj):\s*(<code>)", r"\1", html)
+    return re.sub(r"<code>~(?:[\w]+\.)*([\w]+)</code>", r"<code>\1</code>", html)
