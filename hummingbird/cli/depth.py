@@ -37,9 +37,13 @@ SEGMENTATION_ONLY = {"num_classes": None, "augmentation_epochs": 1, "no_augment"
 
 def add_task_args(p: argparse.ArgumentParser, command: str) -> None:
     """``--task`` and the depth options of ``command`` (build-memory, evaluate or segment)."""
+    outputs = {"evaluate": "; --save-predictions writes uint16 millimetre PNGs and error maps, --plot per-image "
+                           "RMSE and AbsRel bars",
+               "segment": "; writes <name>.png (uint16 millimetres) and <name>_colour.png (colour map, scale bar)"}
     p.add_argument("--task", choices=TASKS, default="segmentation",
                    help="segmentation: class labels; depth: monocular depth in metres from an RGB-D memory "
-                        "(docs/depth.md; images keep their aspect ratio, --input-size is the short side)")
+                        "(docs/depth.md; images keep their aspect ratio, --input-size is the short side"
+                        + outputs.get(command, "") + ")")
     g = p.add_argument_group("depth (--task depth)")
     if command in ("build-memory", "evaluate"):
         g.add_argument("--depth-encoding", choices=DEPTH_ENCODINGS, default=None,
@@ -97,6 +101,12 @@ def _option(args, name: str):
     return DEPTH_DEFAULTS[name] if value is None else value
 
 
+def _data_root(args) -> str:
+    if getattr(args, "data_root", None) is None:
+        raise ConfigError("--task depth needs --data-root (the RGB-D dataset folder)")
+    return args.data_root
+
+
 def _memory_keywords(args) -> dict:
     return {"encoding": _option(args, "depth_encoding"), "bins": _option(args, "depth_bins"),
             "bin_decode": _option(args, "bin_decode"), "memory_size": args.memory_size, "fp16": args.fp16}
@@ -108,7 +118,7 @@ def build_memory(args, keywords: dict) -> int:
     if not args.out.endswith(".safetensors"):
         raise ConfigError(f"--out {args.out}: a depth memory is one .safetensors file")
     split = args.split or DEFAULT_DEPTH_SPLITS[args.dataset][0]
-    estimator = DepthEstimator.from_dataset(args.dataset, args.data_root, split, fileset=args.fileset,
+    estimator = DepthEstimator.from_dataset(args.dataset, _data_root(args), split, fileset=args.fileset,
                                             depth_scale=_option(args, "depth_scale"), **_memory_keywords(args),
                                             **keywords)
     estimator.save(args.out)
@@ -125,6 +135,7 @@ def evaluate(args, keywords: dict) -> int:
 
     if (args.bank is None) == (args.train_split is None):
         raise ConfigError("give exactly one of --bank BANK or --train-split SPLIT")
+    _data_root(args)
     scale = _option(args, "depth_scale")
     if args.bank:
         estimator = DepthEstimator.load(args.bank, **keywords)
