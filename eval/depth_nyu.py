@@ -69,12 +69,13 @@ def folds(ids: list[str], count: int) -> list[tuple[list[str], list[str]]]:
     return [(ids[:a] + ids[b:], ids[a:b]) for a, b in itertools.pairwise(bounds)]
 
 
-def run_split(pipeline, dataset, memory_ids, query_ids, encoding, tmp: Path, k: int, temperature: float) -> dict:
+def run_split(pipeline, dataset, memory_ids, query_ids, encoding, tmp: Path, k: int, temperature: float,
+              eigen_crop: str = "bts") -> dict:
     (tmp / "memory.txt").write_text("\n".join(memory_ids) + "\n")
     (tmp / "queries.txt").write_text("\n".join(query_ids) + "\n")
     bank = build_depth_bank(pipeline, dataset.restricted(tmp / "memory.txt"), encoding)
     estimator = DepthEstimator(bank, pipeline, SearchOptions(k=k, temperature=temperature))
-    result = estimator.evaluate(dataset.restricted(tmp / "queries.txt"))
+    result = estimator.evaluate(dataset.restricted(tmp / "queries.txt"), eigen_crop=eigen_crop)
     return {"metrics": result["metrics"], "baseline_constant": result["baseline_constant"],
             "memory_mean_depth": result["settings"]["memory_mean_depth"], "memory_patches": len(bank),
             "per_image": {i: {"decoder": r["metrics"], "constant": r["baseline_constant"]}
@@ -137,6 +138,8 @@ def main(argv=None) -> int:
     ap.add_argument("--encodings", default=",".join(ENCODINGS), help=f"of {', '.join(ENCODINGS)}")
     ap.add_argument("--folds", type=int, default=3, help="contiguous blocks, each queried once")
     ap.add_argument("--leave-one-out", action="store_true", help="also each pair against all the others")
+    ap.add_argument("--eigen-crop", default="bts", choices=("bts", "densedepth", "none"),
+                    help="scored region (NYUv2: bts [45:471, 41:601])")
     ap.add_argument("--k", type=int, default=30)
     ap.add_argument("--temperature", type=float, default=0.02)
     ap.add_argument("--threads", type=int, default=2)
@@ -155,7 +158,7 @@ def main(argv=None) -> int:
         "data_root": args.data_root, "split": args.split, "ids": ids, "folds": args.folds,
         "fold_queries": [q for _, q in folds(ids, args.folds)], "backbone": args.backbone, "weights": args.weights,
         "k": args.k, "temperature": args.temperature, "encodings": {n: e.metadata() for n, e in encodings.items()},
-        "metrics": "BTS Eigen crop [45:471, 41:601], 1e-3 < gt < 10 m, predictions clipped, per-image mean",
+        "metrics": f"Eigen crop {args.eigen_crop}, 1e-3 < gt < 10 m, predictions clipped, per-image mean",
         "python": platform.python_version(), "torch": torch.__version__, "threads": args.threads}, "runs": {}}
     for size in (int(s) for s in args.input_sizes.split(",")):
         t = time.time()
@@ -164,11 +167,11 @@ def main(argv=None) -> int:
         pipeline.features = CachedFeatures(pipeline.features)
         run = {"folds": {}, "leave_one_out": {}}
         for name, encoding in encodings.items():
-            run["folds"][name] = [run_split(pipeline, dataset, m, q, encoding, tmp, args.k, args.temperature)
-                                  for m, q in folds(ids, args.folds)]
+            run["folds"][name] = [run_split(pipeline, dataset, m, q, encoding, tmp, args.k, args.temperature,
+                                            args.eigen_crop) for m, q in folds(ids, args.folds)]
             if args.leave_one_out:
                 run["leave_one_out"][name] = [run_split(pipeline, dataset, [j for j in ids if j != i], [i], encoding,
-                                                        tmp, args.k, args.temperature) for i in ids]
+                                                        tmp, args.k, args.temperature, args.eigen_crop) for i in ids]
         h, w = model_input_shape(dataset[0], size, pipeline.patch_size)
         run["input_shape_wh"] = f"{w}×{h}"
         run["folds_summary"] = {n: summarise(r) for n, r in run["folds"].items()}
