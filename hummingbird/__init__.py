@@ -13,6 +13,7 @@ __version__ = "0.1.0"
 # Public name → the module that defines it.
 _PUBLIC = {
     "Segmenter": "hummingbird.segmenter",
+    "DepthEstimator": "hummingbird.tasks.depth",
     "Settings": "hummingbird.settings",
     "SearchOptions": "hummingbird.settings",
     "FungiOptions": "hummingbird.settings",

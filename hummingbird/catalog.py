@@ -31,6 +31,16 @@ DEFAULT_INPUT_SIZE = {14: 504, 8: 512, 16: 512}
 DEFAULT_SPLITS = {"voc": ("trainaug", "val"), "ade20k": ("training", "validation"), "folder": ("train", "val"),
                   "coco_things": ("train", "val"), "coco_stuff": ("train", "val"), "cityscapes": ("train", "val")}
 DATASET_KINDS = tuple(DEFAULT_SPLITS)
+# RGB-D layouts of ``hummingbird.datasets.depth`` (``--task depth``) and their default (memory, evaluation) splits.
+DEFAULT_DEPTH_SPLITS = {"nyu": ("train", "test"), "folder": ("train", "val")}
+DEPTH_DATASET_KINDS = tuple(DEFAULT_DEPTH_SPLITS)
+# Depth memories (``hummingbird.memory.depth_targets``, ``hummingbird.tasks.depth``; choices in docs/depth.md):
+# per-patch targets, their default, and the metrics' Eigen crops.
+DEPTH_ENCODINGS = ("mean", "log-mean", "bins")
+DEFAULT_DEPTH_ENCODING = "log-mean"
+DEPTH_BIN_DECODES = ("expectation", "log-expectation")
+DEFAULT_DEPTH_BINS = 64
+EIGEN_CROP_NAMES = ("bts", "densedepth", "none")
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 

@@ -59,6 +59,14 @@ def real_ade20k() -> Path:
     pytest.skip("no real ADE20K pairs: set HUMMINGBIRD_DATA or add ../shared/ade20k/ADEChallengeData2016/")
 
 
+def real_nyu() -> Path:
+    """The NYUv2 folder of ../shared (DenseDepth test pairs + raw_sync/) or skip."""
+    root = SHARED / "nyu"
+    if (root / "nyu2_test.csv").is_file():
+        return root
+    pytest.skip("no real NYUv2 pairs: add ../shared/nyu/")
+
+
 def real_peer(name: str) -> Path:
     """A peer's answers folder under ../shared/peers/ or skip."""
     folder = SHARED / "peers" / name

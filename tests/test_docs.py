@@ -10,7 +10,7 @@ import shlex
 from pathlib import Path
 
 import pytest
-from realdata import real_voc, real_weights
+from realdata import real_nyu, real_voc, real_weights
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
@@ -122,6 +122,7 @@ def test_python_blocks_run(page, tmp_path, monkeypatch):
         if why:
             continue
         code = code.replace("data/voc", str(voc)).replace("weights/dinov2_vits14_pretrain.pth", str(weights))
+        code = code.replace("data/nyu", str(real_nyu())) if "data/nyu" in code else code
         exec(compile(code, f"{page.name} block", "exec"), scope)  # noqa: S102 (the docs' own examples)
         ran += 1
     assert ran, f"{page}: every Python block is marked not run"

@@ -10,6 +10,7 @@ from dataclasses import fields
 from pathlib import Path
 
 from hummingbird.catalog import DEFAULT_SPLITS
+from hummingbird.cli import depth
 from hummingbird.errors import ConfigError
 from hummingbird.settings import FungiOptions, SearchOptions
 
@@ -38,6 +39,8 @@ def _memory_keywords(args) -> dict:
 
 
 def cmd_build_memory(args) -> int:
+    if depth.task_of(args) == "depth":
+        return depth.build_memory(args, _keywords(args))
     from hummingbird.building import build_sharded
     from hummingbird.runtime.distributed import rank_and_world
     from hummingbird.segmenter import Segmenter
@@ -66,6 +69,8 @@ def cmd_evaluate(args) -> int:
     from hummingbird.runtime.distributed import rank_and_world, sum_over_ranks
     from hummingbird.segmenter import Segmenter
 
+    if depth.task_of(args) == "depth":
+        return depth.evaluate(args, _keywords(args))
     if args.protocol != "hummingbird":
         return _evaluate_probe(args)
     if args.bank is not None and args.train_split is not None:
@@ -130,6 +135,8 @@ def cmd_segment(args) -> int:
     from hummingbird.segmenter import Segmenter
     from hummingbird.visual import render
 
+    if depth.task_of(args) == "depth":
+        return depth.segment(args, _keywords(args))
     plans = plan_label_outputs(image_files(args.images), args.out_dir, overlay=args.overlay)  # refuse before work
     segmenter = Segmenter.load(args.bank, **_keywords(args))
     names, palette = segmenter.class_names, segmenter.palette

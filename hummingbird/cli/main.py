@@ -61,8 +61,8 @@ def _data_root_from_cache(args) -> None:
     """A dataset named without its folder (``--dataset voc`` and no ``--data-root``; ``check-dataset`` without
     PATH) is the one in the data cache, prepared there first when absent (:mod:`hummingbird.datasets.cache`)."""
     dest = {"build-memory": "data_root", "evaluate": "data_root", "check-dataset": "path"}.get(args.command)
-    if dest is None or getattr(args, dest) is not None:
-        return
+    if dest is None or getattr(args, dest) is not None or getattr(args, "task", "segmentation") != "segmentation":
+        return  # depth and video datasets are not prepared into the cache: their commands ask for the folder
     from hummingbird.datasets.cache import dataset_from_cache
 
     result = dataset_from_cache(args.dataset, progress=not args.no_progress)

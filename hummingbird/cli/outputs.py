@@ -47,10 +47,12 @@ def image_files(paths: list[str]) -> list[Path]:
     return files
 
 
-def plan_label_outputs(files: list[Path], out_dir: str | Path, overlay: bool = False) -> list[LabelOutput]:
+def plan_label_outputs(files: list[Path], out_dir: str | Path, overlay: bool = False,
+                       overlay_suffix: str = "_overlay") -> list[LabelOutput]:
     """Distinct output paths under ``out_dir`` for ``files``; raises :class:`ConfigError` (naming the file)
     if an output that will be written (label maps, and overlays when ``overlay``) would replace an input
-    or two outputs would coincide."""
+    or two outputs would coincide. ``overlay_suffix``: the second picture's name ends (``segment --task
+    depth``: ``_colour``)."""
     out_dir = Path(out_dir)
     parents = [f.resolve().parent for f in files]
     common = Path(os.path.commonpath([str(p) for p in parents]))
@@ -60,7 +62,8 @@ def plan_label_outputs(files: list[Path], out_dir: str | Path, overlay: bool = F
     for f, r in zip(files, relative):
         name = r.stem if stems[(r.parent, r.stem)] == 1 else f"{r.stem}_{r.suffix.lstrip('.').lower()}"
         base = out_dir / r.parent / name
-        plans.append(LabelOutput(f, r.as_posix(), base.with_name(name + ".png"), base.with_name(name + "_overlay.png")))
+        plans.append(LabelOutput(f, r.as_posix(), base.with_name(name + ".png"),
+                                 base.with_name(name + overlay_suffix + ".png")))
     inputs = {f.resolve(): f for f in files}
     written: dict[Path, Path] = {}
     for plan in plans:

@@ -28,6 +28,7 @@ from hummingbird.cli.argtypes import (
     positive_int,
     unit_interval,
 )
+from hummingbird.cli.depth import TASK_DATASET_KINDS, add_task_args
 from hummingbird.datasets.cache import DATA_ENV
 from hummingbird.datasets.prepare.archives import PREPARED_DATASETS
 from hummingbird.models.precision import PRECISIONS
@@ -167,10 +168,11 @@ def _add_num_classes_arg(g) -> None:
 
 def _add_dataset_args(p: argparse.ArgumentParser, split_help: str) -> None:
     g = p.add_argument_group("dataset")
-    g.add_argument("--dataset", choices=DATASET_KINDS, required=True, help="dataset layout (see data/README.md)")
+    g.add_argument("--dataset", choices=TASK_DATASET_KINDS, required=True,
+                   help="dataset layout (see the docs' Data preparation; RGB-D layouts nyu and folder: --task depth)")
     g.add_argument("--data-root", default=None,
-                   help=f"dataset folder (see data/README.md for layouts); default: the dataset in the data cache "
-                        f"(${DATA_ENV}, else ~/.cache/hummingbird/data), prepared there first when absent "
+                   help=f"dataset folder (see the docs' Data preparation for layouts); default: the dataset in the "
+                        f"data cache (${DATA_ENV}, else ~/.cache/hummingbird/data), prepared there first when absent "
                         f"({', '.join(PREPARED_DATASETS)})")
     g.add_argument("--split", default=None, help=split_help)
     _add_num_classes_arg(g)
@@ -269,6 +271,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_feature_args(p)
     _add_runtime_args(p)
     p.add_argument("--out", required=True, help="bank file to write (.safetensors)")
+    add_task_args(p, "build-memory")
 
     p = sub.add_parser("evaluate", help="memory bank + labelled split → mIoU JSON and per-class table",
                        description="Evaluate the Hummingbird decoder on a labelled split. Give --bank, or the memory "
@@ -303,6 +306,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plot", action="store_true",
                    help="also write <out>_per_class.png/.svg (IoU bars) and <out>_confusion.png/.svg (heat map) "
                         "beside the JSON (hummingbird protocol)")
+    add_task_args(p, "evaluate")
 
     p = sub.add_parser("segment", help="memory bank + images → label PNGs (and colour overlays with legends)",
                        description="Segment images (files or folders) with a memory bank.")
@@ -319,6 +323,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "squashed to input size²")
     p.add_argument("--alpha", type=unit_interval, default=0.5, help="overlay opacity of the label colours, in [0, 1]")
     _add_bank_query_args(p)
+    add_task_args(p, "segment")
 
     p = sub.add_parser("neighbours", help="a query patch's nearest memory patches as one PNG",
                        description="Show why a patch got its label: the query image (predicted labels at 50 %%, "

@@ -7,8 +7,9 @@ answer, depends on the kind:
 
 * ``classes`` — a class distribution ``(C,)`` per patch (the class histogram of its labelled pixels);
   per pixel: bilinear upsampling of the class channels, then the argmax (semantic segmentation);
-* ``depth`` — a depth target per patch from its *valid* pixels only (patches without one are not stored);
-  per pixel: bilinear upsampling of the aggregated value, in metres (monocular depth);
+* ``depth`` — a depth target per patch from its *valid* pixels only (patches without one are not stored;
+  encodings ``mean``, ``log-mean``, ``bins``: :mod:`hummingbird.memory.depth_targets`); per pixel: the
+  aggregated target decoded to metres and upsampled bilinearly, no argmax (monocular depth);
 * ``objects`` — a distribution over one video's object ids ``(O,)`` (0 = background) per patch of a
   frame; per pixel: the video protocol's upsampling, then the argmax (label propagation).
 

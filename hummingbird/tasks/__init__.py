@@ -1,0 +1,1 @@
+"""Dense tasks beyond semantic segmentation on the same memory and decoder: depth (:mod:`.depth`)."""
