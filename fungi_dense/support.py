@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 
 from hummingbird.datasets.base import SegmentationDataset
 from hummingbird.datasets.loader import LoaderOptions
-from hummingbird.errors import ConfigError
+from hummingbird.errors import ConfigError, option
 from hummingbird.files.tensorfile import read_tensor_file, write_tensor_file
 from hummingbird.memory.bank import check_metadata, with_legacy_encoder_fields
 from hummingbird.memory.faiss_index import NeighbourIndex
@@ -109,7 +109,7 @@ def build_support_memory(encoder: PatchEncoder, dataset: SegmentationDataset, in
     which a seeded random ``fraction`` of patches per image is kept."""
     opts = opts or LoaderOptions()
     if not 0 < fraction <= 1:
-        raise ConfigError(f"--fungi-support-fraction must be in (0, 1], got {fraction}")
+        raise ConfigError(f"{option('fungi_support_fraction')} must be in (0, 1], got {fraction}")
     generator = torch.Generator().manual_seed(seed)
     loader = torch.utils.data.DataLoader(dataset, batch_size=opts.batch_size, num_workers=opts.num_workers)
     tokens, owners = [], []

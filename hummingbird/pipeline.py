@@ -14,7 +14,7 @@ from tqdm.auto import tqdm
 from hummingbird.catalog import DEFAULT_K, DEFAULT_TEMPERATURE
 from hummingbird.datasets.base import IGNORE_INDEX, SegmentationDataset
 from hummingbird.datasets.loader import LoaderOptions, make_loader
-from hummingbird.errors import ConfigError
+from hummingbird.errors import ConfigError, option
 from hummingbird.evaluation.metrics import ConfusionMatrix, open_hbird_hungarian_scores, scores
 from hummingbird.evaluation.protocols import PROTOCOLS, Protocol
 from hummingbird.memory.bank import MemoryBank
@@ -57,7 +57,7 @@ def build_memory_bank(features: TokenFeatures, dataset: SegmentationDataset, inp
     if memory_size is not None:
         per_image = memory_size // (len(dataset) * augmentation_epochs)
         if per_image < 1:
-            raise ConfigError(f"--memory-size {memory_size} is smaller than one patch per image for "
+            raise ConfigError(f"{option('memory_size', memory_size)} is smaller than one patch per image for "
                               f"{len(dataset)} images x {augmentation_epochs} epochs")
     feats, labels, sources, views = [], [], [], []
     view_count = 0

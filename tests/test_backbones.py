@@ -47,7 +47,7 @@ def test_chosen_block_differs_from_last_and_matches_intermediate():
 
 def test_input_size_not_multiple_of_patch_is_clear_error():
     enc = load_backbone("dinov2_vits14", weights="random", **TINY)
-    with pytest.raises(ConfigError, match=r"512x512 is not a multiple of .* patch size 14 \(try --input-size 518\)"):
+    with pytest.raises(ConfigError, match=r"512x512 is not a multiple of .* patch size 14 \(try input_size=518\)"):
         enc(torch.rand(1, 3, 512, 512))
 
 
@@ -166,13 +166,13 @@ def test_several_layers_are_concatenated_in_the_order_given():
     x = torch.rand(1, 3, 32, 48)
     torch.testing.assert_close(both(x), torch.cat([last(x), first(x)], dim=-1))
     assert both.embed_dim == 768 and both.metadata()["layer"] == [2, 0] and first.metadata()["layer"] == 0
-    with pytest.raises(ConfigError, match="--layer/--layers 5 is out of range"):
+    with pytest.raises(ConfigError, match=r"layer=\[5\] is out of range"):
         load_backbone("dinov3_vits16", weights="random", depth=3, layer=[0, 5])
 
 
 def test_rope_backbones_refuse_learned_grid_rules():
     encoder = load_backbone("dinov3_vits16", weights="random", depth=1, pos_embed="rope")  # a bank's own rule
     assert encoder.pos_embed == "rope"
-    with pytest.raises(ConfigError, match="--pos-embed official: resampling rules apply to ViTs whose only position "
+    with pytest.raises(ConfigError, match="pos_embed='official': resampling rules apply to ViTs whose only position "
                                           "signal is a learned grid; this Eva uses 'rope' positions"):
         load_backbone("dinov3_vits16", weights="random", depth=1, pos_embed="official")

@@ -52,7 +52,7 @@ def test_fp16_on_a_cpu_without_native_fp16_and_unknown_names_are_refused(cpu_wit
     assert precision.resolve_precision("fp16", "cpu") == "fp16"
     with pytest.raises(ConfigError, match="choose from auto, fp32, bf16, fp16"):
         precision.resolve_precision("int8", "cpu")
-    with pytest.raises(ConfigError, match="--precision 'half'"):
+    with pytest.raises(ConfigError, match="precision='half'"):
         load_backbone("timm:vit_small_patch16_224", weights="random", depth=1, precision="half")
 
 
@@ -161,5 +161,5 @@ def test_segmenter_api_takes_precision_and_banks_cross_precisions(folder_dataset
     assert loaded.pipeline.encoder.active_precision == "bf16"
     image = folder_dataset / "images" / "img010.png"
     assert (loaded.segment(image) == built.segment(image)).mean() >= 0.99
-    with pytest.raises(ConfigError, match="--precision"):
+    with pytest.raises(ConfigError, match="precision="):
         Segmenter.load(path, precision="half")

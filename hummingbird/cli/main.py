@@ -25,7 +25,7 @@ from hummingbird.cli.commands import (
     cmd_viewer,
 )
 from hummingbird.cli.parser import build_parser
-from hummingbird.errors import HummingbirdError
+from hummingbird.errors import HummingbirdError, command_line_names
 
 COMMANDS = {"build-memory": cmd_build_memory, "evaluate": cmd_evaluate, "segment": cmd_segment,
             "neighbours": cmd_neighbours, "viewer": cmd_viewer, "check-dataset": cmd_check_dataset,
@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     if previous is not None:  # past `ulimit -f` a write fails with EFBIG, named in one line, instead of killing us
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     try:
-        with _output_locks(args):
+        with command_line_names(), _output_locks(args):
             return COMMANDS[args.command](args)
     except HummingbirdError as exc:
         print(f"hummingbird {args.command}: error: {_user_message(exc)}", file=sys.stderr)

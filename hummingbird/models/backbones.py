@@ -21,7 +21,7 @@ from einops import rearrange
 from torch import nn
 
 from hummingbird.catalog import DEFAULT_INPUT_SIZE, RANDOM_WEIGHTS  # noqa: F401 (RANDOM_WEIGHTS re-exported)
-from hummingbird.errors import CheckpointError, ConfigError, WeightsUnavailableError
+from hummingbird.errors import CheckpointError, ConfigError, WeightsUnavailableError, option
 from hummingbird.models.checkpoints import check_finite_state, file_sha256, load_into_model
 from hummingbird.models.dinov3 import use_official_rope_periods
 from hummingbird.models.pos_embed import install_position_rule, native_position_rule
@@ -59,12 +59,12 @@ class PatchEncoder(nn.Module):
         requested = [layer] if isinstance(layer, int) else list(layer)
         bad = [i for i in requested if not -depth <= i < depth]
         if bad or not requested:
-            raise ConfigError(f"--layer/--layers {' '.join(map(str, bad or requested))} is out of range for {name} "
+            raise ConfigError(f"{option('layer', bad or requested)} is out of range for {name} "
                               f"with {depth} blocks")
         self.model = model.eval().requires_grad_(False)
         self.layers = tuple(i % depth for i in requested)
         if len(set(self.layers)) != len(self.layers):
-            raise ConfigError(f"--layers {' '.join(map(str, requested))} names a block of {name} twice")
+            raise ConfigError(f"{option('layer', requested)} names a block of {name} twice")
         self.name = name
         self.weights_id = weights_id
         self.weights_file = weights_file
@@ -116,7 +116,7 @@ class PatchEncoder(nn.Module):
             suggestion = max(p, round(max(height, width) / p) * p)
             raise ConfigError(
                 f"input size {height}x{width} is not a multiple of {self.name}'s patch size {p} "
-                f"(try --input-size {suggestion})"
+                f"(try {option('input_size', suggestion)})"
             )
 
     def normalise(self, images: torch.Tensor) -> torch.Tensor:
@@ -271,7 +271,7 @@ def _create(timm_name: str, kwargs: dict) -> nn.Module:
 def _create_pretrained(name: str, timm_name: str, kwargs: dict) -> nn.Module:
     """timm's pretrained weights: from the local Hugging Face cache without touching the network, else
     downloaded when the hub answers; offline, one clear error within about two seconds (no retries)."""
-    hint = (f"pass a local checkpoint with --weights PATH (official DINO/DINOv2/DINOv3/MAE/CLIP .pth or timm "
+    hint = (f"pass a local checkpoint with {option('weights', 'PATH', raw=True)} (official DINO/DINOv2/DINOv3/MAE/CLIP .pth or timm "
             f".safetensors for {timm_name}), or set HUMMINGBIRD_WEIGHTS")
     cached = _cached_weights(timm_name)
     if cached is not None:
@@ -343,11 +343,11 @@ def resolve_backbone(name: str | None, weights: str | Path | None) -> tuple[str,
     if weights is not None and str(weights) != RANDOM_WEIGHTS and Path(weights).is_dir():
         inside = sorted(p.name for p in Path(weights).iterdir() if p.suffix in (".pth", ".pt", ".bin", ".safetensors"))
         listed = f"; it holds {', '.join(inside[:5])}{' ...' if len(inside) > 5 else ''}" if inside else ""
-        raise CheckpointError(f"{weights}: --weights is a folder, not a weights file; give the checkpoint file "
+        raise CheckpointError(f"{weights}: {option('weights')} is a folder, not a weights file; give the checkpoint file "
                               f"itself{listed}")
     name = name or os.environ.get("HUMMINGBIRD_BACKBONE") or (preset_from_filename(weights) if weights else None)
     if name is None:
-        raise ConfigError("--backbone is required (it could not be told from the weights file name)")
+        raise ConfigError(f"{option('backbone')} is required (it could not be told from the weights file name)")
     if weights is not None and str(weights) != RANDOM_WEIGHTS and not Path(weights).is_file():
         raise CheckpointError(f"{weights}: weights file not found")
     return name, weights

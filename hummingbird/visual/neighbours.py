@@ -11,7 +11,7 @@ from PIL import Image
 
 from hummingbird.datasets.imageio import read_rgb
 from hummingbird.datasets.registry import load_dataset
-from hummingbird.errors import BankError, ConfigError
+from hummingbird.errors import BankError, ConfigError, option
 from hummingbird.memory.bank import MemoryBank
 from hummingbird.memory.decoder import HummingbirdDecoder
 from hummingbird.visual.geometry import patch_box_in_source
@@ -40,7 +40,7 @@ class SourceImages:
         meta = bank.metadata
         root = data_root or meta.get("dataset_root")
         if root is None or not Path(root).exists():
-            raise BankError(f"the bank's source images are not at {root!r}; pass --data-root")
+            raise BankError(f"the bank's source images are not at {root!r}; pass {option('data_root')}")
         extra = {"num_classes": bank.num_classes} if meta.get("dataset") in ("folder", "voc") else {}
         dataset = load_dataset(meta["dataset"], root, meta["split"], **extra)
         by_id = {s.id: s.image for s in dataset.samples}

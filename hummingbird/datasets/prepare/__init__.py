@@ -15,7 +15,7 @@ from typing import Mapping, Sequence
 
 from hummingbird.catalog import DEFAULT_SPLITS
 from hummingbird.datasets.prepare.archives import DATASET_ARCHIVES, LOGIN_ONLY, PREPARED_DATASETS, Archive, archives_for
-from hummingbird.errors import ConfigError, DatasetError
+from hummingbird.errors import ConfigError, DatasetError, option
 
 STAMP = ".hummingbird-prepared.json"
 
@@ -61,7 +61,7 @@ def prepare_dataset(dataset: str, root: str | Path, mirror: str | None = None,
     else:
         if folder.exists():
             raise DatasetError(f"{folder}: already exists but was not prepared by prepare-data (no {STAMP}); "
-                               f"move it away, or use it as it is with --data-root {data_root}")
+                               f"move it away, or use it as it is with {option('data_root', str(data_root))}")
         archives = archives_for(dataset, checksums)
         paths = _archive_files(dataset, archives, root, mirror, from_archive, progress)
         result.archives = {name: str(path) for name, path in paths.items()}
@@ -111,7 +111,7 @@ def _archive_files(dataset: str, archives: list[Archive], root: Path, mirror: st
             paths[archive.name] = given[archive.name]
         elif dataset in LOGIN_ONLY:
             raise DatasetError(f"{dataset}: {archive.name} is needed; download it (after logging in) from "
-                               f"{archive.url} and pass --from-archive PATH")
+                               f"{archive.url} and pass {option('from_archive', 'PATH', raw=True)}")
         else:
             paths[archive.name] = fetch(archive, root / "downloads", mirror, progress)
     return paths
@@ -125,9 +125,9 @@ def _given_archives(dataset: str, from_archive: Sequence[str | Path]) -> dict[st
         if entry.is_dir():
             given.update({n: entry / n for n in names if (entry / n).is_file()})
         elif not entry.is_file():
-            raise ConfigError(f"--from-archive {entry}: no such file or folder")
+            raise ConfigError(f"{option('from_archive', str(entry))}: no such file or folder")
         elif entry.name not in names:
-            raise ConfigError(f"--from-archive {entry}: not an archive of {dataset} (expected {', '.join(names)})")
+            raise ConfigError(f"{option('from_archive', str(entry))}: not an archive of {dataset} (expected {', '.join(names)})")
         else:
             given[entry.name] = entry
     return given

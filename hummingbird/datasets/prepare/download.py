@@ -11,7 +11,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from hummingbird.datasets.prepare.archives import Archive
-from hummingbird.errors import DownloadError
+from hummingbird.errors import DownloadError, option
 
 CONNECT_TIMEOUT_S = 3.0  # a host that does not answer is reported at once
 READ_TIMEOUT_S = 60.0
@@ -73,7 +73,7 @@ def fetch(archive: Archive, folder: Path, mirror: str | None = None, progress: b
 
 def _offline_message(url: str, archive: Archive, target: Path, reason: str) -> str:
     return (f"cannot download {archive.name} from {url} ({reason}); download it yourself "
-            f"({archive.size}) and put it at {target}, or pass --from-archive PATH or --mirror URL")
+            f"({archive.size}) and put it at {target}, or pass {option('from_archive', 'PATH', raw=True)} or {option('mirror', 'URL', raw=True)}")
 
 
 def _download(url: str, part: Path, archive: Archive, target: Path, progress: bool) -> None:
