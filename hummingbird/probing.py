@@ -19,9 +19,8 @@ def probe_evaluation(protocol: str, settings, kind: str, root, train_split: str,
                      clusters: list[int] | None = None, epochs: int = 20, lr: float = 1e-3) -> dict:
     """``evaluate --protocol linear`` (a probe trained on ``train_split``) or ``overcluster`` (k-means on
     ``split``'s patches) with the pipeline of ``settings`` (a :class:`hummingbird.settings.Settings`):
-    the results record, with its configuration; the scores are printed as they come."""
+    the results record, with its configuration (:func:`format_probe` turns it into text)."""
     from hummingbird.datasets.transforms import EvalResize
-    from hummingbird.evaluation.results import format_scores
     from hummingbird.settings import open_dataset, protocol_for, resolve_pipeline
 
     pipeline_protocol = protocol_for(settings.protocol_preset)
@@ -44,11 +43,18 @@ def probe_evaluation(protocol: str, settings, kind: str, root, train_split: str,
                                    progress=opts.progress)
         result = linear_probe_scores(probe, val_feats, val_masks, names)
         config.update(train_split=train_split, train_images=len(train), epochs=epochs, lr=lr)
-        print(format_scores(result))
         return {"config": config, **result}
     per_k = {}
     for k in clusters or [len(names)]:
         found = cluster_patches(val_feats, k, seed=settings.seed)
         per_k[str(k)] = overcluster_scores(found, val_masks, k, names)
-        print(f"K={k} ({per_k[str(k)]['matching']} matching): mIoU {100 * per_k[str(k)]['mIoU']:.2f}")
     return {"config": config, "mIoU": per_k[str((clusters or [len(names)])[0])]["mIoU"], "per_k": per_k}
+
+
+def format_probe(result: dict) -> str:
+    """The per-class table of a linear probe, or one line per K of overclustering (mIoU in percent)."""
+    from hummingbird.evaluation.results import format_scores
+
+    if "per_k" not in result:
+        return format_scores(result)
+    return "\n".join(f"K={k} ({r['matching']} matching): mIoU {100 * r['mIoU']:.2f} %" for k, r in result["per_k"].items())

@@ -29,6 +29,7 @@ def _keywords(args) -> dict:
     if "fungi_objectives" in keywords:
         keywords["fungi_objectives"] = tuple(keywords["fungi_objectives"])
     keywords["progress"] = not given.get("no_progress", False)
+    keywords["verbose"] = True  # the command line prints its notes (the library is quiet unless asked)
     return keywords
 
 
@@ -101,7 +102,7 @@ def cmd_evaluate(args) -> int:
 def _evaluate_probe(args) -> int:
     """``--protocol linear`` (probe trained on --train-split) or ``overcluster`` (k-means on the split)."""
     from hummingbird.files.atomic import write_json
-    from hummingbird.probing import probe_evaluation
+    from hummingbird.probing import format_probe, probe_evaluation
     from hummingbird.settings import split_keywords
 
     for option in ("save_predictions", "plot"):
@@ -116,6 +117,7 @@ def _evaluate_probe(args) -> int:
                                fileset=args.fileset, num_classes=args.num_classes, clusters=args.clusters,
                                epochs=args.probe_epochs, lr=args.probe_lr)
     write_json(args.out, payload)
+    print(format_probe(payload))
     print(f"\nwrote {args.out}")
     return 0
 
