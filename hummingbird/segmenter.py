@@ -329,9 +329,12 @@ class Segmenter:
         return out
 
     def query_neighbours(self, image, *, point: tuple[float, float] | None = None,
-                         patch: tuple[int, int] | None = None, k: int = 8, resize_mode: str = "aspect") -> NeighbourQuery:
+                         patch: tuple[int, int] | None = None, k: int = 8,
+                         resize_mode: str = "aspect") -> NeighbourQuery:
         """The ``k`` nearest memory patches of one patch of ``image`` (given by ``patch = (row, col)`` on the
-        patch grid, or ``point = (x, y)``, a pixel of the image), with the image's labels."""
+        patch grid, or ``point = (x, y)``, a pixel of the image), with the image's labels. ``k`` is how many
+        neighbours are shown; the labels are the segmenter's own (its decoder's ``k``), as :meth:`segment`
+        gives them."""
         from hummingbird.visual.geometry import patch_box_in_source, point_to_patch
 
         if (point is None) == (patch is None):
@@ -358,10 +361,12 @@ class Segmenter:
                               self.class_names[int(result.labels[centre_y, centre_x])])
 
     def query(self, image, *, resize_mode: str = "aspect", k: int | None = None) -> QueryResult:
-        """Every patch's ``k`` nearest memory rows and similarities ``(h, w, k)`` and the image's labels
+        """Every patch's ``k`` nearest memory rows and similarities ``(h, w, k)`` (default: the decoder's
+        ``k``) and the image's labels — the segmenter's own, as :meth:`segment` gives them, whatever ``k``
         (one pass: ``resize_mode`` aspect or square), as the viewer shows them."""
-        return query_image(self.pipeline.features, self.decoder(k), self.read_image(image), self.pipeline.size,
-                           resize_mode)
+        image_id = Path(image).stem if isinstance(image, (str, Path)) else None
+        return query_image(self.pipeline.features, self.decoder(), self.read_image(image), self.pipeline.size,
+                           resize_mode, shown=k, image_id=image_id)
 
     def neighbours(self, image, **where) -> list[Neighbour]:
         """The ``k`` (default 8) nearest memory patches of one patch of ``image`` (``point=(x, y)`` or

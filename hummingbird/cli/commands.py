@@ -169,7 +169,7 @@ def cmd_neighbours(args) -> int:
 
     segmenter = Segmenter.load(args.bank, data_root=args.data_root, **_keywords(args))
     where = {"patch": _parse_pair(args.patch, "--patch")} if args.patch else {"point": _parse_pair(args.point, "--point")}
-    query = segmenter.query_neighbours(args.image, k=args.k, resize_mode=args.resize_mode, **where)
+    query = segmenter.query_neighbours(args.image, k=args.show, resize_mode=args.resize_mode, **where)
     picture = segmenter.figure(query)
     out = Path(args.out or f"{Path(args.image).stem}_r{query.row}c{query.col}_neighbours.png")
     save_image(picture, out)
@@ -187,11 +187,11 @@ def cmd_viewer(args) -> int:
 
     segmenter = Segmenter.load(args.bank, data_root=args.data_root, **_keywords(args))
     files = image_files(args.images)[: args.max_images]
-    queries = [(path.name, segmenter.query(path, resize_mode=args.resize_mode))
+    queries = [(path.name, segmenter.query(path, resize_mode=args.resize_mode, k=args.show))
                for path in tqdm(files, desc="viewer", disable=args.no_progress, unit="img")]
     out_dir = Path(args.out)
     page = write_viewer(out_dir, build_viewer_data(segmenter.memory_bank(), queries, segmenter.sources(),
-                                                   segmenter.palette, out_dir))
+                                                   segmenter.palette, out_dir, decoder_k=segmenter.search.k))
     print(f"wrote {page} ({len(queries)} images); open it in a browser, no server needed")
     return 0
 

@@ -127,12 +127,16 @@ def _add_one_pass_resize_arg(p: argparse.ArgumentParser) -> None:
                         "square: squashed to input size² (as segment --resize-mode)")
 
 
-def _add_bank_query_args(p: argparse.ArgumentParser, k: int | None = None) -> None:
+def _add_bank_query_args(p: argparse.ArgumentParser, shown: int | None = None) -> None:
+    """Backbone, decoder and runtime options of a command that queries a bank; ``shown``: the default number of
+    neighbours shown (neighbours, viewer), whose ``--k`` is that number while ``--decoder-k`` is the decoder's."""
     _add_backbone_args(p, from_bank=True)
     p.add_argument("--fungi-support", default=None, help="FUNGI banks: support memory file (default: the bank's)")
-    _add_decoder_args(p)
-    if k is not None:
-        p.set_defaults(k=k)
+    if shown is not None:
+        p.add_argument("--k", dest="show", type=positive_int, default=shown, metavar="N",
+                       help="nearest memory patches shown per query patch (the label map drawn is segment's, "
+                            "with the decoder's --decoder-k)")
+    _add_decoder_args(p, k_flag="--decoder-k" if shown is not None else "--k")
     _add_runtime_args(p)
 
 
@@ -201,9 +205,11 @@ def _add_memory_args(p: argparse.ArgumentParser, prefix: str = "") -> None:
                         "256); resumable; implied by an --out without .safetensors and by torchrun")
 
 
-def _add_decoder_args(p: argparse.ArgumentParser) -> None:
+def _add_decoder_args(p: argparse.ArgumentParser, k_flag: str = "--k") -> None:
     g = p.add_argument_group("decoder")
-    g.add_argument("--k", type=positive_int, default=SEARCH_DEFAULTS.k, help="neighbours per patch")
+    g.add_argument(k_flag, dest="k", type=positive_int, default=SEARCH_DEFAULTS.k, metavar="K",
+                   help="neighbours per patch the decoder's label distribution is computed from"
+                        + (" (segment's --k)" if k_flag != "--k" else ""))
     g.add_argument("--temperature", type=positive_float, default=SEARCH_DEFAULTS.temperature, help="softmax temperature τ > 0")
     g.add_argument("--index", default=None,
                    help="auto (exact search for small memories, clustered above 40k patches on CPU), exact, "
@@ -302,7 +308,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_bank_query_args(p)
 
     p = sub.add_parser("neighbours", help="a query patch's nearest memory patches as one PNG",
-                       description="Show why a patch got its label: the query image (predicted labels at 50 %%, "
+                       description="Show why a patch got its label: the query image (predicted labels at 50 %, "
                                    "query patch outlined) and its k nearest memory patches as crops of their source "
                                    "images, with labels and similarities. Also writes the same as JSON.")
     p.add_argument("--bank", required=True, help="memory bank file from build-memory")
@@ -313,7 +319,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="PNG to write (default: <image>_r<row>c<col>_neighbours.png)")
     p.add_argument("--data-root", default=None, help="where the bank's source images are now (default: as built)")
     _add_one_pass_resize_arg(p)
-    _add_bank_query_args(p, k=8)
+    _add_bank_query_args(p, shown=8)
 
     p = sub.add_parser("viewer", help="static offline HTML page to explore patch neighbours",
                        description="Precompute every patch's neighbours for a few images and write a "
@@ -325,7 +331,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-images", type=positive_int, default=20, help="query images shown at most")
     p.add_argument("--data-root", default=None, help="where the bank's source images are now (default: as built)")
     _add_one_pass_resize_arg(p)
-    _add_bank_query_args(p, k=8)
+    _add_bank_query_args(p, shown=8)
 
     _add_prepare_data_parser(sub)
 
