@@ -105,7 +105,7 @@ def test_neighbours_and_their_figure_match_the_cli(saved, blocks, tmp_path):
     assert all(n.image_id.startswith("example_") and len(n.box) == 4 for n in nearest)
     figure = segmenter.neighbours_figure(photo, point=(40, 20), k=4)
     out = tmp_path / "n.png"
-    assert main(["neighbours", "--bank", str(path), "--image", str(photo), "--point", "40,20", "--k", "4",
+    assert main(["neighbours", "--bank", str(path), "--image", str(photo), "--point", "40,20", "--k", "4", "--decoder-k", "5",
                  "--out", str(out), *QUIET]) == 0
     assert np.array_equal(np.array(Image.open(out)), np.array(figure))  # the in-memory sources = the saved ones
     recorded = json.loads(out.with_suffix(".json").read_text())["neighbours"]
