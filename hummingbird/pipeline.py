@@ -17,6 +17,7 @@ from hummingbird.datasets.loader import LoaderOptions, make_loader
 from hummingbird.errors import ConfigError, option
 from hummingbird.evaluation.metrics import ConfusionMatrix, open_hbird_hungarian_scores, scores
 from hummingbird.evaluation.protocols import PROTOCOLS, Protocol
+from hummingbird.evaluation.results import UNITS, UNITS_KEY
 from hummingbird.memory.bank import MemoryBank
 from hummingbird.memory.decoder import HummingbirdDecoder
 from hummingbird.memory.faiss_index import NeighbourIndex
@@ -230,12 +231,13 @@ def summarise(confusion: torch.Tensor, class_names: list[str], headline: str = "
     """Scores of a ``(C, C)`` confusion matrix, each named for what it is: ``mIoU`` (plain, no matching,
     mean over the classes that occur), ``open_hbird_hungarian_mIoU`` (open-hummingbird-eval's Hungarian
     matching, mean over all classes), per-class IoU of both, accuracies, and the matrix itself.
-    ``headline`` names the one a protocol reports."""
+    ``headline`` names the one a protocol reports; every score is a fraction of 1 (``units`` says so)."""
     result = scores(confusion, class_names)
     matched = open_hbird_hungarian_scores(confusion, class_names)
     result["open_hbird_hungarian_mIoU"] = matched.pop("mIoU")
     result["open_hbird_hungarian"] = matched
     result["headline"] = headline
+    result[UNITS_KEY] = UNITS
     result["confusion_matrix"] = confusion.tolist()
     return result
 

@@ -12,6 +12,7 @@ from hummingbird.evaluation.probes import (
     overcluster_scores,
     train_linear_probe,
 )
+from hummingbird.evaluation.results import UNITS, UNITS_KEY
 
 
 def probe_evaluation(protocol: str, settings, kind: str, root, train_split: str, split: str, *,
@@ -43,12 +44,13 @@ def probe_evaluation(protocol: str, settings, kind: str, root, train_split: str,
                                    progress=opts.progress)
         result = linear_probe_scores(probe, val_feats, val_masks, names)
         config.update(train_split=train_split, train_images=len(train), epochs=epochs, lr=lr)
-        return {"config": config, **result}
+        return {"config": config, **result, UNITS_KEY: UNITS}
     per_k = {}
     for k in clusters or [len(names)]:
         found = cluster_patches(val_feats, k, seed=settings.seed)
         per_k[str(k)] = overcluster_scores(found, val_masks, k, names)
-    return {"config": config, "mIoU": per_k[str((clusters or [len(names)])[0])]["mIoU"], "per_k": per_k}
+    return {"config": config, "mIoU": per_k[str((clusters or [len(names)])[0])]["mIoU"], "per_k": per_k,
+            UNITS_KEY: UNITS}
 
 
 def format_probe(result: dict) -> str:

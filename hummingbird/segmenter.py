@@ -407,7 +407,8 @@ class Segmenter:
                  overlays: bool = False, indices: Sequence[int] | None = None, reduce=None,
                  fileset: str | None = None, kind: str | None = None) -> dict:
         """The results the command line's ``evaluate`` writes: mIoU and its variants, per-class scores,
-        the confusion matrix, the configuration and the bank's record. Give a dataset (from
+        the confusion matrix, the configuration and the bank's record. Scores are fractions of 1 (mIoU 0.42,
+        not 42; ``result["units"]`` says so; the command line's table prints percent). Give a dataset (from
         :meth:`open_dataset`) or images and masks. ``save_predictions``: also write each prediction
         as a palette PNG there (``overlays``: and a colour overlay). ``indices``/``reduce``: evaluate
         only some images and sum the confusion matrix with ``reduce(matrix)`` (distributed runs)."""

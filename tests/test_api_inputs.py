@@ -4,6 +4,7 @@ library calls print nothing unless asked; palettes follow known class names or a
 
 from __future__ import annotations
 
+import json
 import re
 
 import numpy as np
@@ -196,3 +197,27 @@ def test_the_palette_follows_known_class_names_or_the_one_given(examples, tmp_pa
     assert drawn.getpalette()[:9] == [255, 0, 0, 0, 255, 0, 0, 0, 255]  # the command line draws with it too
     with pytest.raises(ConfigError, match=r"palette=: expected \(3, 3\) RGB values"):
         Segmenter.from_examples(images, masks, palette=[[1, 2, 3]], **TINY)
+
+
+def test_results_say_they_are_fractions_and_the_table_says_percent(examples, tmp_path, capsys):
+    images, masks = examples
+    segmenter = Segmenter.from_examples(images, masks, **TINY)
+    result = segmenter.evaluate(images, masks)
+    assert result["units"].startswith("fraction") and 0 <= result["mIoU"] <= 1
+    path = segmenter.save(tmp_path / "bank.safetensors")
+    root = tmp_path / "ds"
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    for i, (image, mask) in enumerate(zip(images, masks)):
+        Image.fromarray(image).save(root / "images" / f"{i}.png")
+        Image.fromarray(mask.astype(np.uint8)).save(root / "masks" / f"{i}.png")
+    out = tmp_path / "r.json"
+    capsys.readouterr()
+    assert main(["evaluate", "--dataset", "folder", "--data-root", str(root), "--split", "all", "--bank", str(path),
+                 "--out", str(out), "--num-workers", "0", "--no-progress"]) == 0
+    table = capsys.readouterr().out
+    written = json.loads(out.read_text())
+    assert written["units"] == result["units"] and written["mIoU"] == pytest.approx(result["mIoU"])
+    assert "IoU (%)" in table.splitlines()[0] and "fractions of 1" in table
+    line = next(l for l in table.splitlines() if l.startswith("mIoU (plain"))
+    assert f" {100 * written['mIoU']:.2f} %" in line
