@@ -71,10 +71,12 @@ def command_line_names() -> Iterator[None]:
 def option(name: str, value=None, raw: bool = False) -> str:
     """A setting as the caller wrote it: ``--memory-size 5`` on the command line, ``memory_size=5`` from
     Python (``name``: the Python keyword; ``value``: shown after it, when given; on the command line a
-    list is shown as ``nargs`` values, a tuple as a comma-separated pair; ``raw``: a placeholder such as
-    ``PATH``, shown as it is in both)."""
+    list is shown as ``nargs`` values, a tuple as a comma-separated pair, ``False`` as ``--no-<name>``;
+    ``raw``: a placeholder such as ``PATH``, shown as it is in both)."""
     if _COMMAND_LINE[0]:
         flag = "--" + name.replace("_", "-")
+        if isinstance(value, bool):  # a switch: --sbd / --no-sbd
+            return flag if value else "--no-" + name.replace("_", "-")
         if isinstance(value, (list, tuple)):  # a list as nargs ("--layers -1 -4"), a tuple as a pair ("--patch 1,2")
             value = (" " if isinstance(value, list) else ",").join(map(str, value))
         return flag if value is None else f"{flag} {value}"

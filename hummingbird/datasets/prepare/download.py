@@ -59,6 +59,8 @@ def fetch(archive: Archive, folder: Path, mirror: str | None = None, progress: b
         verify(target, archive, progress)
         return target
     url = archive_url(archive, mirror)
+    if urlsplit(url).scheme == "file":  # a mirror on this machine: its file is read where it is
+        return local_mirror_file(url, archive, target, progress)
     part = folder / f"{archive.name}.part"
     _download(url, part, archive, target, progress)
     try:
@@ -69,6 +71,20 @@ def fetch(archive: Archive, folder: Path, mirror: str | None = None, progress: b
                             f"{archive.digest}, {archive.checksum_source}); deleted it, run again to retry") from None
     os.replace(part, target)
     return target
+
+
+def local_mirror_file(url: str, archive: Archive, target: Path, progress: bool = True) -> Path:
+    """The file of a ``file://`` mirror URL, verified (a wrong file is refused and kept: it is the user's)."""
+    from urllib.request import url2pathname
+
+    parts = urlsplit(url)
+    path = Path(url2pathname(parts.path))
+    if parts.netloc not in ("", "localhost"):
+        raise DownloadError(f"{url}: a file:// mirror must be on this machine (file:///path), not on {parts.netloc}")
+    if not path.is_file():
+        raise DownloadError(_offline_message(url, archive, target, f"{path} not found in the local mirror"))
+    verify(path, archive, progress)
+    return path
 
 
 def _offline_message(url: str, archive: Archive, target: Path, reason: str) -> str:
