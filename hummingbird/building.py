@@ -24,7 +24,7 @@ from hummingbird.settings import (
 def build_sharded(kind: str, root: str | Path, split: str, out_dir: str | Path, *, fileset: str | None = None,
                   num_classes: int | None = None, memory_size: int | None = None, augmentation_epochs: int = 1,
                   augment: bool = True, fp16: bool = False, shard_images: int = 256, rank: int = 0, world: int = 1,
-                  **keywords):
+                  max_images: int | None = None, **keywords):
     """Build a sharded bank folder (one shard per ``shard_images`` images, resumable; this process builds
     every ``world``-th shard, see :mod:`hummingbird.memory.shards`). Returns this rank's shard names and, on
     rank 0, the finished :class:`~hummingbird.memory.shards.ShardedBank`."""
@@ -32,7 +32,7 @@ def build_sharded(kind: str, root: str | Path, split: str, out_dir: str | Path, 
     from hummingbird.runtime.distributed import barrier
 
     settings, _ = split_keywords(keywords, "build_sharded")
-    split_at = split_opener(kind, root, split, fileset, num_classes, settings)
+    split_at = split_opener(kind, root, split, fileset, num_classes, settings, max_images)
     pipeline = resolve_pipeline(settings, training_split=split_at) if rank == 0 else None
     barrier(world)  # a FUNGI support memory is built once, by rank 0, before the others read it
     pipeline = pipeline or resolve_pipeline(settings, training_split=split_at)
@@ -49,14 +49,16 @@ def build_sharded(kind: str, root: str | Path, split: str, out_dir: str | Path, 
     return names, ShardedBank(out_dir)
 
 
-def split_opener(kind: str, root, split: str, fileset: str | None, num_classes: int | None, settings: Settings):
-    """``(size, patch_size, transform=None) → dataset``: the training split (default: resized to size)."""
+def split_opener(kind: str, root, split: str, fileset: str | None, num_classes: int | None, settings: Settings,
+                 max_images: int | None = None):
+    """``(size, patch_size, transform=None) → dataset``: the training split (default: resized to size; its
+    first ``max_images`` images when given)."""
     def split_at(size: int, patch_size: int, transform=None) -> SegmentationDataset:
         from hummingbird.datasets.transforms import EvalResize
 
         return open_dataset(kind, root, split, transform or EvalResize(size), protocol_for(settings.protocol_preset),
                             fileset=fileset, num_classes=num_classes, min_side=patch_size, role="memory",
-                            seed=settings.seed)
+                            seed=settings.seed, max_images=max_images)
 
     return split_at
 

@@ -17,7 +17,8 @@ from hummingbird.evaluation.results import UNITS, UNITS_KEY
 
 def probe_evaluation(protocol: str, settings, kind: str, root, train_split: str, split: str, *,
                      train_fileset: str | None = None, fileset: str | None = None, num_classes: int | None = None,
-                     clusters: list[int] | None = None, epochs: int = 20, lr: float = 1e-3) -> dict:
+                     clusters: list[int] | None = None, epochs: int = 20, lr: float = 1e-3,
+                     max_images: int | None = None) -> dict:
     """``evaluate --protocol linear`` (a probe trained on ``train_split``) or ``overcluster`` (k-means on
     ``split``'s patches) with the pipeline of ``settings`` (a :class:`hummingbird.settings.Settings`):
     the results record, with its configuration (:func:`format_probe` turns it into text)."""
@@ -28,7 +29,7 @@ def probe_evaluation(protocol: str, settings, kind: str, root, train_split: str,
 
     def at(split_name: str, split_fileset: str | None, size: int, patch: int) -> SegmentationDataset:
         return open_dataset(kind, root, split_name, EvalResize(size), pipeline_protocol, fileset=split_fileset,
-                            num_classes=num_classes, min_side=patch, seed=settings.seed)
+                            num_classes=num_classes, min_side=patch, seed=settings.seed, max_images=max_images)
 
     pipeline = resolve_pipeline(settings, training_split=lambda size, p: at(train_split, train_fileset, size, p))
     size, patch, opts = pipeline.size, pipeline.patch_size, pipeline.loader

@@ -28,6 +28,7 @@ from hummingbird.building import build_bank, split_opener
 from hummingbird.datasets.base import SegmentationDataset
 from hummingbird.datasets.examples import MEMORY_DATASET, ExampleDataset, ExampleSources, as_rgb
 from hummingbird.errors import BankError, ConfigError, option
+from hummingbird.files.paths import require_bank, require_data_root
 from hummingbird.memory import search_store
 from hummingbird.memory.bank import MemoryBank
 from hummingbird.memory.decoder import HummingbirdDecoder
@@ -115,11 +116,13 @@ class Segmenter:
     @classmethod
     def from_dataset(cls, kind: str, root: str | Path, split: str, *, fileset: str | None = None,
                      num_classes: int | None = None, memory_size: int | None = None, augmentation_epochs: int = 1,
-                     augment: bool = True, fp16: bool = False, palette=None, **keywords) -> "Segmenter":
-        """Build a memory from a dataset folder (``kind``: voc, ade20k, folder, ...; see data/README.md);
-        keywords as :meth:`from_examples`."""
+                     augment: bool = True, fp16: bool = False, palette=None, max_images: int | None = None,
+                     **keywords) -> "Segmenter":
+        """Build a memory from a dataset folder (``kind``: voc, ade20k, folder, ...; see data/README.md), or
+        from its first ``max_images`` images (a quick trial); keywords as :meth:`from_examples`."""
         settings, search = split_keywords(keywords, "Segmenter.from_dataset", _parameters(cls.from_dataset))
-        split_at = split_opener(kind, root, split, fileset, num_classes, settings)
+        require_data_root(root)
+        split_at = split_opener(kind, root, split, fileset, num_classes, settings, max_images)
         pipeline = resolve_pipeline(settings, training_split=split_at)
         dataset = split_at(pipeline.size, pipeline.patch_size,
                            memory_transform(pipeline.protocol, pipeline.size, augment))
@@ -136,7 +139,7 @@ class Segmenter:
         from hummingbird.memory.shards import open_bank
 
         settings, search = split_keywords(overrides, "Segmenter.load", _parameters(cls.load))
-        bank = open_bank(path)
+        bank = open_bank(require_bank(path))
         pipeline = resolve_pipeline(settings, bank.metadata, path)
         bank.check_compatible(pipeline.metadata(), source=str(path))
         segmenter = cls(bank, pipeline, search, bank_path=path, sources=bank_sources(bank, path, data_root))
@@ -395,13 +398,16 @@ class Segmenter:
     # ------------------------------------------------------------------------- evaluation
 
     def open_dataset(self, kind: str, root: str | Path, split: str, *, fileset: str | None = None,
-                     num_classes: int | None = None) -> SegmentationDataset:
-        """A labelled split resized for evaluation with this segmenter (its input size and protocol)."""
+                     num_classes: int | None = None, max_images: int | None = None) -> SegmentationDataset:
+        """A labelled split resized for evaluation with this segmenter (its input size and protocol); its
+        first ``max_images`` images when given."""
         from hummingbird.datasets.transforms import EvalResize
 
+        require_data_root(root)
         return open_dataset(kind, root, split, EvalResize(self.pipeline.size), self.pipeline.protocol,
                             fileset=fileset, num_classes=num_classes or self.num_classes,
-                            min_side=self.pipeline.patch_size, seed=self.pipeline.settings.seed)
+                            min_side=self.pipeline.patch_size, seed=self.pipeline.settings.seed,
+                            max_images=max_images)
 
     def evaluate(self, images_or_dataset, masks: Sequence | None = None, *, save_predictions: str | Path | None = None,
                  overlays: bool = False, indices: Sequence[int] | None = None, reduce=None,

@@ -298,14 +298,14 @@ def features_for(settings: Settings, encoder: PatchEncoder, size: int, bank_meta
 
 def open_dataset(kind: str, root: str | Path, split: str, transform, protocol: Protocol, *,
                  fileset: str | None = None, num_classes: int | None = None, min_side: int = 1,
-                 role: str = "evaluation", seed: int = 0):
+                 role: str = "evaluation", seed: int = 0, max_images: int | None = None):
     """Dataset ``kind`` at ``root``/``split`` with the protocol's options for its ``role`` (``memory`` or
-    ``evaluation``), restricted to a file set when given."""
+    ``evaluation``), restricted to a file set when given, then to its first ``max_images`` images."""
     from hummingbird.datasets.registry import load_dataset
 
     extra = {"num_classes": num_classes} if kind in ("folder", "voc") else {}
     extra.update(protocol.dataset_options(kind, role))
-    dataset = load_dataset(kind, root, split, transform, seed=seed, fileset=fileset, **extra)
+    dataset = load_dataset(kind, root, split, transform, seed=seed, fileset=fileset, **extra).first(max_images)
     dataset.min_side = min_side
     return dataset
 

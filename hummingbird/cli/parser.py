@@ -12,6 +12,7 @@ from fungi_dense.variants import VARIANTS
 from hummingbird import __version__
 from hummingbird.catalog import (
     DATASET_KINDS,
+    DEFAULT_BACKBONE,
     DEFAULT_RESIZE_MODE,
     POS_EMBED_RULES,
     PRESET_NAMES,
@@ -68,7 +69,8 @@ def _add_backbone_args(p: argparse.ArgumentParser, from_bank: bool) -> None:
     g.add_argument("--backbone", default=None,
                    help=f"preset ({', '.join(PRESET_NAMES)}) or timm:<model name>; default: "
                         + ("the bank's, else " if from_bank else "") + "$HUMMINGBIRD_BACKBONE, else told from an "
-                        "official weights file name")
+                        f"official weights file name, else {DEFAULT_BACKBONE} (with timm's pretrained or random "
+                        "weights)")
     g.add_argument("--weights", default=None,
                    help="local checkpoint (official DINO/DINOv2/DINOv3/MAE/CLIP .pth, timm .safetensors); "
                         f"'{RANDOM_WEIGHTS}' for a seeded random init; default: "
@@ -168,11 +170,12 @@ def _add_num_classes_arg(g) -> None:
                         "largest mask value + 1; voc: VOC's 21)")
 
 
-def _add_dataset_args(p: argparse.ArgumentParser, split_help: str) -> None:
+def _add_dataset_args(p: argparse.ArgumentParser, split_help: str, max_images_help: str) -> None:
     g = p.add_argument_group("dataset")
     g.add_argument("--dataset", choices=DATASET_KINDS, required=True, help="dataset layout (see data/README.md)")
     g.add_argument("--data-root", required=True, help="dataset folder (see data/README.md for layouts)")
     g.add_argument("--split", default=None, help=split_help)
+    g.add_argument("--max-images", type=positive_int, default=None, metavar="N", help=max_images_help)
     _add_num_classes_arg(g)
 
 
@@ -232,11 +235,16 @@ def _add_prepare_data_parser(sub) -> None:
                         "cityscapes: needs --from-archive (its download needs a login)")
     p.add_argument("--root", required=True, help="folder that receives the dataset (and downloads/)")
     p.add_argument("--mirror", default=None, metavar="URL",
-                   help="base URL replacing the official host of each archive (same paths below it)")
+                   help="base URL replacing the official host of each archive (same paths below it); file:///DIR "
+                        "reads a local copy in place")
     p.add_argument("--from-archive", nargs="+", default=None, metavar="PATH",
-                   help="archives already on disk (official file names), or folders holding them")
+                   help="archives already on disk (official file names), folders holding them, or folders they were "
+                        "extracted into (e.g. an extracted VOCdevkit/)")
     p.add_argument("--checksums", default=None, metavar="FILE",
                    help="replace official checksums: lines '<md5|sha1|sha256 hex>  <archive name>' (md5sum format)")
+    p.add_argument("--no-sbd", action="store_true",
+                   help="voc: VOC 2012 alone, its train and val splits, without SBD's 1.4 GB benchmark.tgz (no "
+                        "trainaug; evaluate with --train-split train; docs/first-hour.md says which fits a protocol)")
     p.add_argument("--delete-archives", action="store_true", help="delete downloaded archives once prepared")
     p.add_argument("--out", default=None, help="also write the result and checks as JSON here")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
@@ -251,7 +259,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("build-memory", help="annotated images → memory bank file",
                        description="Encode a training split into a memory bank (.safetensors).")
-    _add_dataset_args(p, "training split (default: trainaug for voc, training for ade20k, train for folder)")
+    _add_dataset_args(p, "training split (default: trainaug for voc, training for ade20k, train for folder)",
+                      "use the split's first N images only, for a quick trial (default: all)")
     _add_memory_args(p)
     _add_protocol_preset_arg(p.add_argument_group("protocol"))
     _add_backbone_args(p, from_bank=False)
@@ -262,10 +271,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="memory bank + labelled split → mIoU JSON and per-class table",
                        description="Evaluate the Hummingbird decoder on a labelled split. Give --bank, or "
                                    "--train-split to build the memory first.")
-    _add_dataset_args(p, "evaluation split (default: val for voc, validation for ade20k, val for folder)")
+    _add_dataset_args(p, "evaluation split (default: val for voc, validation for ade20k, val for folder)",
+                      "use the first N images of each split (evaluation, and training with --train-split) only, "
+                      "for a quick trial (default: all)")
     p.add_argument("--bank", default=None, help="memory bank file from build-memory")
     p.add_argument("--train-split", default=None, help="build the memory from this split instead of --bank")
-    p.add_argument("--save-bank", default=None, help="with --train-split: also write the bank here")
+    saving = p.add_mutually_exclusive_group()
+    saving.add_argument("--save-bank", default=None,
+                        help="with --train-split: where the memory built is written for reuse with --bank "
+                             "(default: beside --out, <out>.bank.safetensors)")
+    saving.add_argument("--no-save-bank", action="store_true",
+                        help="with --train-split: do not keep the memory built (it is written beside --out otherwise)")
     _add_memory_args(p, prefix="train-")
     p.add_argument("--fileset", default=None, help="evaluation " + FILESET_HELP)
     g = p.add_argument_group("protocol")
@@ -336,10 +352,15 @@ def build_parser() -> argparse.ArgumentParser:
     _add_prepare_data_parser(sub)
 
     p = sub.add_parser("backbones", help="list the backbone presets",
-                       description="Every backbone preset: timm model, patch size, feature width, depth, default "
-                                   "input size, normalisation, position rule and where the official weights come "
-                                   "from. Any other timm ViT works as --backbone timm:<model name>.")
-    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+                       description="Every backbone preset: patch size, feature width, depth, default input size, "
+                                   "position rule and where the weights come from (--wide: also the timm model, "
+                                   "normalisation and the weights' URLs). Any other timm ViT works as --backbone "
+                                   "timm:<model name>.")
+    out = p.add_mutually_exclusive_group()
+    out.add_argument("--json", action="store_true", help="print JSON instead of a table (every field, weights URLs)")
+    out.add_argument("--wide", action="store_true",
+                     help="the full table: timm model, normalisation, where the official weights are published "
+                          "(wider than 100 columns)")
 
     p = sub.add_parser("check-dataset", help="report every problem of a dataset and its class frequencies",
                        description="Scan images and masks for problems (missing pairs, unreadable files, size "
