@@ -106,6 +106,10 @@ class Segmenter:
                                                     progress=progress), "Segmenter.from_examples",
                                           _parameters(cls.from_examples))
         examples = ExampleDataset(images, masks, class_names, seed=settings.seed)
+        if palette is not None:  # refused before the backbone is loaded
+            from hummingbird.datasets.palettes import checked_palette
+
+            checked_palette(palette, examples.num_classes)
         pipeline = resolve_pipeline(settings, training_split=lambda size, p: examples.with_transform(
             memory_transform(protocol_for(settings.protocol_preset), size, augment=False)))
         bank = build_bank(pipeline, examples, memory_size, augmentation_epochs, augment, fp16)

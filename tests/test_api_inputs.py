@@ -149,8 +149,11 @@ def test_misspelt_keywords_are_refused_naming_the_close_match(examples):
 
 def test_messages_name_python_arguments_from_python_and_flags_from_the_command_line(examples, tmp_path, capsys):
     images, masks = examples
-    with pytest.raises(HummingbirdError, match=r"^backbone= is required"):
-        Segmenter.from_examples(images, masks, weights="random")
+    mine = tmp_path / "mine.pth"
+    mine.write_bytes(b"weights of an unknown name")
+    with pytest.raises(HummingbirdError, match=r"^backbone= is required \(it could not be told from the weights "
+                                               r"file name mine\.pth"):
+        Segmenter.from_examples(images, masks, weights=str(mine))
     with pytest.raises(HummingbirdError, match=r"^memory_size=1 is smaller than one patch per image"):
         Segmenter.from_examples(images, masks, memory_size=1, **TINY)
     root = tmp_path / "ds"
