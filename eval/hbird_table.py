@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None, dataset: str | None = None) -> int:
 
     settings = Settings(backbone=args.backbone, weights=args.weights, pos_embed=args.pos_embed,
                         protocol_preset=args.protocol_preset, device=args.device, batch_size=args.batch_size,
-                        num_workers=args.num_workers, seed=args.seed)
+                        num_workers=args.num_workers, seed=args.seed, progress=True)
     encoder = encoder_for(settings, protocol=protocol)  # the command line's resolution of a backbone
     size = input_size_for(args.input_size, encoder)
     for kind, fs, m in rows:

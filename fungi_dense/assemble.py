@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import torch
@@ -11,7 +10,7 @@ from fungi_dense.features import FungiConfig, FungiFeatures, fit_pca
 from fungi_dense.support import SupportMemory, build_support_memory
 from hummingbird.datasets.base import SegmentationDataset
 from hummingbird.datasets.loader import LoaderOptions
-from hummingbird.errors import BankError, ConfigError
+from hummingbird.errors import BankError, ConfigError, note, option
 from hummingbird.models.backbones import PatchEncoder
 
 PCA_FIT_IMAGES = 16
@@ -31,25 +30,26 @@ def fungi_features(encoder: PatchEncoder, config: FungiConfig, support_path: str
     support = None
     if "infonce" in config.objectives or config.pca_dim:
         if support_path is None:
-            raise ConfigError("FUNGI features need --fungi-support PATH (a support memory file to read or create)")
+            raise ConfigError(f"FUNGI features need {option('fungi_support', 'PATH', raw=True)} (a support memory file to read or create)")
         support_path = Path(support_path)
         if support_path.is_file():
             support = SupportMemory.load(support_path)
             support.check_compatible(dict(encoder.metadata(), input_size=input_size))
         elif training is not None:
-            print(f"building FUNGI support memory from {len(training)} images → {support_path}", file=sys.stderr)
+            note(f"building FUNGI support memory from {len(training)} images → {support_path}",
+                 opts is not None and opts.progress)
             support = build_support_memory(encoder, training, input_size, fraction=support_fraction, seed=seed,
                                            index=support_index, opts=opts)
             support.save(support_path)
         else:
-            raise BankError(f"{support_path}: FUNGI support memory file not found (pass --fungi-support)")
+            raise BankError(f"{support_path}: FUNGI support memory file not found (pass {option('fungi_support')})")
         if expected_sha256 and support.sha256 != expected_sha256:
             raise BankError(f"{support_path}: support memory differs from the one the bank was built with "
                             f"(sha256 {support.sha256[:12]}… vs {expected_sha256[:12]}…)")
     features = FungiFeatures(encoder, support, config)
     if config.pca_dim and "components" not in support.pca:
         if training is None:
-            raise BankError(f"{support_path}: holds no PCA for --fungi-pca-dim {config.pca_dim}")
+            raise BankError(f"{support_path}: holds no PCA for {option('fungi_pca_dim', config.pca_dim)}")
         sample = [training[i] for i in range(min(PCA_FIT_IMAGES, len(training)))]
         device = next(encoder.parameters()).device
         fit_pca(features, torch.stack([s["image"] for s in sample]).to(device), [s["id"] for s in sample])

@@ -15,7 +15,7 @@ from fungi_dense.objectives import OBJECTIVES, infonce_loss, kl_uniform_loss
 from fungi_dense.projection import PROJECTIONS
 from fungi_dense.support import SupportMemory
 from fungi_dense.variants import DEFAULT_VARIANT, LEGACY_VARIANT, get_variant
-from hummingbird.errors import ConfigError
+from hummingbird.errors import ConfigError, option
 from hummingbird.models.backbones import PatchEncoder
 
 
@@ -60,12 +60,12 @@ class FungiConfig:
     def __post_init__(self):
         unknown = [o for o in self.objectives if o not in OBJECTIVES]
         if unknown or not self.objectives:
-            raise ConfigError(f"--fungi-objectives {list(self.objectives)}: choose from {', '.join(OBJECTIVES)}")
+            raise ConfigError(f"{option('fungi_objectives', list(self.objectives))}: choose from {', '.join(OBJECTIVES)}")
         if self.projection not in PROJECTIONS:
-            raise ConfigError(f"--fungi-projection {self.projection!r}: choose from {', '.join(PROJECTIONS)}")
+            raise ConfigError(f"{option('fungi_projection', self.projection)}: choose from {', '.join(PROJECTIONS)}")
         variant = get_variant(self.objective_variant)
         if variant.fetched is not None and self.negatives > variant.fetched:
-            raise ConfigError(f"--fungi-negatives {self.negatives}: the {variant.name} objective fetches "
+            raise ConfigError(f"{option('fungi_negatives', self.negatives)}: the {variant.name} objective fetches "
                               f"{variant.fetched} neighbours per token, so at most {variant.fetched}")
 
     def to_dict(self) -> dict:
@@ -135,12 +135,12 @@ class FungiFeatures:
 
     def __init__(self, encoder: PatchEncoder, support: SupportMemory | None, config: FungiConfig = FungiConfig()):
         if "infonce" in config.objectives and support is None:
-            raise ConfigError("the infonce objective needs a support memory (--fungi-support)")
+            raise ConfigError(f"the infonce objective needs a support memory ({option('fungi_support')})")
         self.encoder, self.support, self.config = encoder, support, config
         self.variant = get_variant(config.objective_variant)
         if self.uses_class_token and encoder.num_prefix_tokens == 0:
             raise ConfigError(f"the {self.variant.name} objective uses the class token, which {encoder.name} does not "
-                              f"have; use --fungi-objective-variant patchwise")
+                              f"have; use {option('fungi_objective_variant', 'patchwise')}")
         self.layer = resolve_layer(encoder, config.layer)
         d = encoder.embed_dim
         self.head_weight, self.head_bias = random_head(self.variant.head, config.latent_dim, d, config.head_seed)

@@ -15,7 +15,7 @@ from typing import Callable, Iterator
 import torch
 from torch import nn
 
-from hummingbird.errors import ConfigError
+from hummingbird.errors import ConfigError, option
 from hummingbird.models.backbones import PatchEncoder
 
 
@@ -25,9 +25,9 @@ def resolve_layer(encoder: PatchEncoder, path: str) -> nn.Linear:
     for part in path.split("."):
         module = module[int(part)] if part.lstrip("-").isdigit() else getattr(module, part, None)
         if module is None:
-            raise ConfigError(f"--fungi-layer {path!r}: no such module in {encoder.name}")
+            raise ConfigError(f"{option('fungi_layer', path)}: no such module in {encoder.name}")
     if not isinstance(module, nn.Linear):
-        raise ConfigError(f"--fungi-layer {path!r} is a {type(module).__name__}, not a Linear layer")
+        raise ConfigError(f"{option('fungi_layer', path)} is a {type(module).__name__}, not a Linear layer")
     return module
 
 

@@ -16,8 +16,8 @@ from einops import rearrange
 from tqdm.auto import tqdm
 
 from hummingbird.datasets.base import SegmentationDataset
-from hummingbird.datasets.loader import LoaderOptions
-from hummingbird.errors import ConfigError
+from hummingbird.datasets.loader import LoaderOptions, make_loader
+from hummingbird.errors import ConfigError, option
 from hummingbird.files.tensorfile import read_tensor_file, write_tensor_file
 from hummingbird.memory.bank import check_metadata, with_legacy_encoder_fields
 from hummingbird.memory.faiss_index import NeighbourIndex
@@ -109,9 +109,9 @@ def build_support_memory(encoder: PatchEncoder, dataset: SegmentationDataset, in
     which a seeded random ``fraction`` of patches per image is kept."""
     opts = opts or LoaderOptions()
     if not 0 < fraction <= 1:
-        raise ConfigError(f"--fungi-support-fraction must be in (0, 1], got {fraction}")
+        raise ConfigError(f"{option('fungi_support_fraction')} must be in (0, 1], got {fraction}")
     generator = torch.Generator().manual_seed(seed)
-    loader = torch.utils.data.DataLoader(dataset, batch_size=opts.batch_size, num_workers=opts.num_workers)
+    loader = make_loader(dataset, opts)
     tokens, owners = [], []
     for batch in tqdm(loader, desc="support memory", disable=not opts.progress, unit="batch"):
         t = F.normalize(encoder(batch["image"].to(opts.device)), dim=-1).cpu()

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from hummingbird.errors import ConfigError
+from hummingbird.errors import ConfigError, option
 
 HEADS = ("gaussian", "linear")
 TEMPERATURE_ON = ("all", "positives")
@@ -103,5 +103,5 @@ DEFAULT_VARIANT = "dense-reference-fixed"  # why: README, "Dense FUNGI features"
 def get_variant(name: str) -> ObjectiveVariant:
     """The registered variant ``name``; :class:`ConfigError` naming the choices otherwise."""
     if name not in VARIANTS:
-        raise ConfigError(f"--fungi-objective-variant {name!r}: choose from {', '.join(VARIANTS)}")
+        raise ConfigError(f"{option('fungi_objective_variant', name)}: choose from {', '.join(VARIANTS)}")
     return VARIANTS[name]

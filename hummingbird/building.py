@@ -3,11 +3,11 @@ in one file or as a sharded folder."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 from hummingbird.datasets.base import SegmentationDataset
 from hummingbird.datasets.examples import ExampleDataset
+from hummingbird.errors import note
 from hummingbird.memory.bank import MemoryBank
 from hummingbird.pipeline import build_memory_bank
 from hummingbird.settings import (
@@ -24,15 +24,15 @@ from hummingbird.settings import (
 def build_sharded(kind: str, root: str | Path, split: str, out_dir: str | Path, *, fileset: str | None = None,
                   num_classes: int | None = None, memory_size: int | None = None, augmentation_epochs: int = 1,
                   augment: bool = True, fp16: bool = False, shard_images: int = 256, rank: int = 0, world: int = 1,
-                  **keywords):
+                  max_images: int | None = None, **keywords):
     """Build a sharded bank folder (one shard per ``shard_images`` images, resumable; this process builds
     every ``world``-th shard, see :mod:`hummingbird.memory.shards`). Returns this rank's shard names and, on
     rank 0, the finished :class:`~hummingbird.memory.shards.ShardedBank`."""
     from hummingbird.memory.shards import ShardedBank, write_manifest
     from hummingbird.runtime.distributed import barrier
 
-    settings, _ = split_keywords(keywords)
-    split_at = split_opener(kind, root, split, fileset, num_classes, settings)
+    settings, _ = split_keywords(keywords, "build_sharded")
+    split_at = split_opener(kind, root, split, fileset, num_classes, settings, max_images)
     pipeline = resolve_pipeline(settings, training_split=split_at) if rank == 0 else None
     barrier(world)  # a FUNGI support memory is built once, by rank 0, before the others read it
     pipeline = pipeline or resolve_pipeline(settings, training_split=split_at)
@@ -41,7 +41,7 @@ def build_sharded(kind: str, root: str | Path, split: str, out_dir: str | Path, 
                                augmentation_epochs=augmentation_epochs, seed=settings.seed, fp16=fp16,
                                shard_images=shard_images, rank=rank, world=world, opts=pipeline.loader,
                                protocol=pipeline.protocol)
-    print(f"rank {rank}/{world}: {len(names)} shards in {out_dir}", file=sys.stderr)
+    note(f"rank {rank}/{world}: {len(names)} shards in {out_dir}", settings.notes)
     barrier(world)
     if rank > 0:
         return names, None
@@ -49,14 +49,16 @@ def build_sharded(kind: str, root: str | Path, split: str, out_dir: str | Path, 
     return names, ShardedBank(out_dir)
 
 
-def split_opener(kind: str, root, split: str, fileset: str | None, num_classes: int | None, settings: Settings):
-    """``(size, patch_size, transform=None) → dataset``: the training split (default: resized to size)."""
+def split_opener(kind: str, root, split: str, fileset: str | None, num_classes: int | None, settings: Settings,
+                 max_images: int | None = None):
+    """``(size, patch_size, transform=None) → dataset``: the training split (default: resized to size; its
+    first ``max_images`` images when given)."""
     def split_at(size: int, patch_size: int, transform=None) -> SegmentationDataset:
         from hummingbird.datasets.transforms import EvalResize
 
         return open_dataset(kind, root, split, transform or EvalResize(size), protocol_for(settings.protocol_preset),
                             fileset=fileset, num_classes=num_classes, min_side=patch_size, role="memory",
-                            seed=settings.seed)
+                            seed=settings.seed, max_images=max_images)
 
     return split_at
 
@@ -68,9 +70,8 @@ def build_bank(pipeline: Pipeline, dataset: SegmentationDataset, memory_size, au
         dataset = dataset.with_transform(memory_transform(pipeline.protocol, pipeline.size, augment))
     dataset.min_side = pipeline.patch_size
     where = "in-memory examples" if isinstance(dataset, ExampleDataset) else f"{dataset.root} [{dataset.split}]"
-    print(f"memory: {len(dataset)} images of {where}, {dataset.num_classes} classes, "
-          f"{pipeline.features.kind} features ({pipeline.features.dim} dims), protocol preset "
-          f"{pipeline.protocol.name}", file=sys.stderr)
+    note(f"memory: {len(dataset)} images of {where}, {dataset.num_classes} classes, {pipeline.features.kind} "
+         f"features ({pipeline.features.dim} dims), protocol preset {pipeline.protocol.name}", pipeline.settings.notes)
     return build_memory_bank(pipeline.features, dataset, pipeline.size, memory_size=memory_size,
                              augmentation_epochs=augmentation_epochs, seed=pipeline.settings.seed, fp16=fp16,
                              opts=pipeline.loader, protocol=pipeline.protocol)

@@ -12,7 +12,11 @@ from hummingbird.models.presets import LEARNED_POSITION_RULES, PRESETS
 # Backbone presets of the registry ``hummingbird.models.presets.PRESETS`` (which maps each to its timm model).
 PRESET_NAMES = tuple(PRESETS)
 
-RANDOM_WEIGHTS = "random"  # --weights value for a seeded random init
+RANDOM_WEIGHTS = "random"  # --weights value for a seeded random init (hummingbird.files.paths.RANDOM_WEIGHTS)
+
+# The backbone when none is given and no weights file names one (timm's pretrained weights, or random ones):
+# the one of the README's main job.
+DEFAULT_BACKBONE = "dinov2_vits14"
 
 # Resampling rules of learned position embeddings (``hummingbird.models.pos_embed``) and protocol presets
 # (``hummingbird.evaluation.protocols``).

@@ -10,7 +10,10 @@ per worker.
 from __future__ import annotations
 
 import multiprocessing
+import sys
 import warnings
+from contextlib import contextmanager
+from typing import Iterator
 
 
 class HummingbirdError(Exception):
@@ -56,6 +59,44 @@ class DownloadUnavailableError(DownloadError):
     def __init__(self, message: str, reason: str = ""):
         super().__init__(message)
         self.reason = reason
+
+
+# ----------------------------------------------------------------------------- naming settings in messages
+
+_COMMAND_LINE = [False]  # whether messages name settings as the command line's flags (set by hummingbird.cli)
+
+
+@contextmanager
+def command_line_names() -> Iterator[None]:
+    """Within the block, :func:`option` names settings as command-line flags (``--backbone``); elsewhere as
+    the Python API's keyword arguments (``backbone=``). The ``hummingbird`` program runs its commands in it."""
+    previous, _COMMAND_LINE[0] = _COMMAND_LINE[0], True
+    try:
+        yield
+    finally:
+        _COMMAND_LINE[0] = previous
+
+
+def option(name: str, value=None, raw: bool = False) -> str:
+    """A setting as the caller wrote it: ``--memory-size 5`` on the command line, ``memory_size=5`` from
+    Python (``name``: the Python keyword; ``value``: shown after it, when given; on the command line a
+    list is shown as ``nargs`` values, a tuple as a comma-separated pair, ``False`` as ``--no-<name>``;
+    ``raw``: a placeholder such as ``PATH``, shown as it is in both)."""
+    if _COMMAND_LINE[0]:
+        flag = "--" + name.replace("_", "-")
+        if isinstance(value, bool):  # a switch: --sbd / --no-sbd
+            return flag if value else "--no-" + name.replace("_", "-")
+        if isinstance(value, (list, tuple)):  # a list as nargs ("--layers -1 -4"), a tuple as a pair ("--patch 1,2")
+            value = (" " if isinstance(value, list) else ",").join(map(str, value))
+        return flag if value is None else f"{flag} {value}"
+    return f"{name}=" if value is None else f"{name}={value if raw else repr(value)}"
+
+
+def note(message: str, show: bool = True) -> None:
+    """A progress note for the user on stderr (``show``: the caller's ``progress`` setting; library calls
+    are quiet unless asked)."""
+    if show:
+        print(message, file=sys.stderr)
 
 
 # ----------------------------------------------------------------------------- warnings

@@ -14,9 +14,10 @@ from tqdm.auto import tqdm
 from hummingbird.catalog import DEFAULT_K, DEFAULT_TEMPERATURE
 from hummingbird.datasets.base import IGNORE_INDEX, SegmentationDataset
 from hummingbird.datasets.loader import LoaderOptions, make_loader
-from hummingbird.errors import ConfigError
+from hummingbird.errors import ConfigError, option
 from hummingbird.evaluation.metrics import ConfusionMatrix, open_hbird_hungarian_scores, scores
 from hummingbird.evaluation.protocols import PROTOCOLS, Protocol
+from hummingbird.evaluation.results import UNITS, UNITS_KEY
 from hummingbird.memory.bank import MemoryBank
 from hummingbird.memory.decoder import HummingbirdDecoder
 from hummingbird.memory.faiss_index import NeighbourIndex
@@ -57,7 +58,7 @@ def build_memory_bank(features: TokenFeatures, dataset: SegmentationDataset, inp
     if memory_size is not None:
         per_image = memory_size // (len(dataset) * augmentation_epochs)
         if per_image < 1:
-            raise ConfigError(f"--memory-size {memory_size} is smaller than one patch per image for "
+            raise ConfigError(f"{option('memory_size', memory_size)} is smaller than one patch per image for "
                               f"{len(dataset)} images x {augmentation_epochs} epochs")
     feats, labels, sources, views = [], [], [], []
     view_count = 0
@@ -231,12 +232,13 @@ def summarise(confusion: torch.Tensor, class_names: list[str], headline: str = "
     """Scores of a ``(C, C)`` confusion matrix, each named for what it is: ``mIoU`` (plain, no matching,
     mean over the classes that occur), ``open_hbird_hungarian_mIoU`` (open-hummingbird-eval's Hungarian
     matching, mean over all classes), per-class IoU of both, accuracies, and the matrix itself.
-    ``headline`` names the one a protocol reports."""
+    ``headline`` names the one a protocol reports; every score is a fraction of 1 (``units`` says so)."""
     result = scores(confusion, class_names)
     matched = open_hbird_hungarian_scores(confusion, class_names)
     result["open_hbird_hungarian_mIoU"] = matched.pop("mIoU")
     result["open_hbird_hungarian"] = matched
     result["headline"] = headline
+    result[UNITS_KEY] = UNITS
     result["confusion_matrix"] = confusion.tolist()
     return result
 

@@ -14,6 +14,7 @@ The command line is a thin layer over this class.
 
 from __future__ import annotations
 
+import inspect
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +27,8 @@ from PIL import Image
 from hummingbird.building import build_bank, split_opener
 from hummingbird.datasets.base import SegmentationDataset
 from hummingbird.datasets.examples import MEMORY_DATASET, ExampleDataset, ExampleSources, as_rgb
-from hummingbird.errors import BankError, ConfigError
+from hummingbird.errors import BankError, ConfigError, option
+from hummingbird.files.paths import require_bank, require_data_root
 from hummingbird.memory import search_store
 from hummingbird.memory.bank import MemoryBank
 from hummingbird.memory.targets import check_target_kind
@@ -46,6 +48,11 @@ from hummingbird.visual.neighbours import Neighbour, QueryResult, describe_neigh
 from hummingbird.visual.sources import bank_sources, grown_sources
 
 
+def _parameters(method) -> set[str]:
+    """The named parameters of ``method`` (offered beside the settings when a keyword is misspelt)."""
+    return {name for name, p in inspect.signature(method).parameters.items() if p.kind == p.KEYWORD_ONLY}
+
+
 @dataclass
 class NeighbourQuery:
     """One query patch of an image: where it is, its neighbours in the memory and the image's labels."""
@@ -55,7 +62,7 @@ class NeighbourQuery:
     row: int
     col: int
     query_box: tuple[float, float, float, float]  # (x0, y0, x1, y1) of the patch in the image's pixels
-    labels: np.ndarray  # (H, W) the image's predicted labels (with the same k)
+    labels: np.ndarray  # (H, W) the image's predicted labels: the segmenter's own, as segment() gives them
     neighbours: list[Neighbour]
     predicted: str  # class at the patch's centre
 
@@ -83,50 +90,66 @@ class Segmenter:
     def from_examples(cls, images: Sequence, masks: Sequence, *, class_names: Sequence[str] | None = None,
                       memory_size: int | None = None, augmentation_epochs: int = 1, augment: bool = True,
                       fp16: bool = False, protocol_preset: str = "default", features: str = "tokens",
-                      progress: bool = False, **keywords) -> "Segmenter":
-        """Build a memory from annotated images held in memory (see :mod:`hummingbird.datasets.examples` for the
-        accepted types; masks: class indices, 255 ignored).
+                      progress: bool = False, palette=None, **keywords) -> "Segmenter":
+        """Build a memory from annotated images held in memory: lists of images and masks, or one of each
+        (see :mod:`hummingbird.datasets.examples` for the accepted types; masks: class indices, 255 ignored).
+        Every example is checked before the backbone is loaded; problems are named ``images[i]`` / ``masks[i]``.
 
         Keywords: the pipeline's (``backbone``, ``weights``, ``layer``, ``pos_embed``, ``input_size``,
         ``device``, ``precision``, ``compile``, ``batch_size``, ``seed``, ``fungi_*`` / ``fungi``), the decoder's (``k``,
-        ``temperature``, ``index``, ``nprobe``, ``refine``); any other is passed to the backbone loader.
+        ``temperature``, ``index``, ``nprobe``, ``refine``), ``palette`` (``(C, 3)`` colours of the label maps
+        drawn; default: the dataset's own when the class names are VOC's or ADE20K's, else generated) and
+        ``options`` (a dict for the backbone loader, e.g. ``{"depth": 2}``); any other name is refused, naming
+        the closest. ``progress=True`` shows progress bars and notes, ``verbose=True`` the notes; by default nothing
+        is printed.
         """
         settings, search = split_keywords(dict(keywords, protocol_preset=protocol_preset, features=features,
-                                                    progress=progress))
+                                                    progress=progress), "Segmenter.from_examples",
+                                          _parameters(cls.from_examples))
         examples = ExampleDataset(images, masks, class_names, seed=settings.seed)
+        if palette is not None:  # refused before the backbone is loaded
+            from hummingbird.datasets.palettes import checked_palette
+
+            checked_palette(palette, examples.num_classes)
         pipeline = resolve_pipeline(settings, training_split=lambda size, p: examples.with_transform(
             memory_transform(protocol_for(settings.protocol_preset), size, augment=False)))
         bank = build_bank(pipeline, examples, memory_size, augmentation_epochs, augment, fp16)
         sources = ExampleSources([s.id for s in examples.samples], examples.images,
                                  [str(f) if f else None for f in examples.files])
-        return cls(bank, pipeline, search, sources=sources)
+        return cls(bank, pipeline, search, sources=sources).with_palette(palette)
 
     @classmethod
     def from_dataset(cls, kind: str, root: str | Path, split: str, *, fileset: str | None = None,
                      num_classes: int | None = None, memory_size: int | None = None, augmentation_epochs: int = 1,
-                     augment: bool = True, fp16: bool = False, **keywords) -> "Segmenter":
-        """Build a memory from a dataset folder (``kind``: voc, ade20k, folder, ...; see data/README.md)."""
-        settings, search = split_keywords(keywords)
-        split_at = split_opener(kind, root, split, fileset, num_classes, settings)
+                     augment: bool = True, fp16: bool = False, palette=None, max_images: int | None = None,
+                     **keywords) -> "Segmenter":
+        """Build a memory from a dataset folder (``kind``: voc, ade20k, folder, ...; see data/README.md), or
+        from its first ``max_images`` images (a quick trial); keywords as :meth:`from_examples`."""
+        settings, search = split_keywords(keywords, "Segmenter.from_dataset", _parameters(cls.from_dataset))
+        require_data_root(root)
+        split_at = split_opener(kind, root, split, fileset, num_classes, settings, max_images)
         pipeline = resolve_pipeline(settings, training_split=split_at)
         dataset = split_at(pipeline.size, pipeline.patch_size,
                            memory_transform(pipeline.protocol, pipeline.size, augment))
         bank = build_bank(pipeline, dataset, memory_size, augmentation_epochs, augment, fp16)
-        return cls(bank, pipeline, search)
+        return cls(bank, pipeline, search).with_palette(palette)
 
     @classmethod
-    def load(cls, path: str | Path, *, data_root: str | Path | None = None, **overrides) -> "Segmenter":
+    def load(cls, path: str | Path, *, data_root: str | Path | None = None, palette=None,
+             **overrides) -> "Segmenter":
         """Open a bank (file or sharded folder) with the pipeline it was built with; ``overrides`` change
         the pipeline (checked against the bank) or the decoder (``k``, ``temperature``, ``index``, ...).
-        ``data_root``: where the bank's source images are now (for neighbour pictures)."""
+        ``data_root``: where the bank's source images are now (for neighbour pictures); ``palette``: colours
+        of the label maps drawn (default: the bank's own, see :attr:`palette`)."""
         from hummingbird.memory.shards import open_bank
 
-        bank = open_bank(path)
+        settings, search = split_keywords(overrides, "Segmenter.load", _parameters(cls.load))
+        bank = open_bank(require_bank(path))
         check_target_kind(bank.metadata, "classes", str(path))
-        settings, search = split_keywords(overrides)
         pipeline = resolve_pipeline(settings, bank.metadata, path)
         bank.check_compatible(pipeline.metadata(), source=str(path))
-        return cls(bank, pipeline, search, bank_path=path, sources=bank_sources(bank, path, data_root))
+        segmenter = cls(bank, pipeline, search, bank_path=path, sources=bank_sources(bank, path, data_root))
+        return segmenter.with_palette(palette)
 
     # ------------------------------------------------------------------------- the bank
 
@@ -149,9 +172,22 @@ class Segmenter:
 
     @property
     def palette(self) -> np.ndarray:
+        """``(256, 3)`` uint8 colours of label maps drawn (index 255, ignored, white): the colours given as
+        ``palette=`` (recorded in the bank when saved), else the known dataset's colour of each class name
+        (VOC, ADE20K), else VOC's by index for VOC-layout data, else generated distinct colours."""
         from hummingbird.datasets.palettes import palette_for
 
-        return palette_for(self.bank.metadata.get("dataset", "folder"), self.bank.num_classes)
+        meta = self.bank.metadata
+        return palette_for(meta.get("dataset", "folder"), self.num_classes, self.class_names, meta.get("palette"))
+
+    def with_palette(self, palette) -> "Segmenter":
+        """Draw label maps with ``palette`` (``(C, 3)`` RGB values 0..255, or ``#rrggbb`` strings, one per
+        class; ``None`` keeps the current colours); recorded in the bank's metadata. Returns ``self``."""
+        from hummingbird.datasets.palettes import checked_palette
+
+        if palette is not None:
+            self.bank.metadata["palette"] = checked_palette(palette, self.num_classes).tolist()
+        return self
 
     def memory_bank(self) -> MemoryBank:
         """The bank in memory (a sharded bank is read into one when its rows' sources are needed)."""
@@ -167,7 +203,7 @@ class Segmenter:
                                          refine=self.search.refine, device=self.pipeline.device)
             self._index = search_store.load_or_build(self.bank, self.bank_path, spec, build, seed=seed,
                                                      device=self.pipeline.device, nprobe=self.search.nprobe,
-                                                     refine=self.search.refine)
+                                                     refine=self.search.refine, verbose=self.pipeline.settings.notes)
         return self._index
 
     def decoder(self, k: int | None = None) -> HummingbirdDecoder:
@@ -286,7 +322,7 @@ class Segmenter:
 
         if resize_mode == "slide":
             return [self.segment(im, resize_mode=resize_mode) for im in images]
-        pictures = [self.read_image(im, f"image {i}") for i, im in enumerate(images)]
+        pictures = [self.read_image(im, f"images[{i}]") for i, im in enumerate(images)]
         batch_size = batch_size or self.pipeline.settings.batch_size
         p, size, decoder = self.pipeline.patch_size, self.pipeline.size, self.decoder()
         shapes = [input_shape(im.height, im.width, size, p, resize_mode) for im in pictures]
@@ -302,9 +338,12 @@ class Segmenter:
         return out
 
     def query_neighbours(self, image, *, point: tuple[float, float] | None = None,
-                         patch: tuple[int, int] | None = None, k: int = 8, resize_mode: str = "aspect") -> NeighbourQuery:
+                         patch: tuple[int, int] | None = None, k: int = 8,
+                         resize_mode: str = "aspect") -> NeighbourQuery:
         """The ``k`` nearest memory patches of one patch of ``image`` (given by ``patch = (row, col)`` on the
-        patch grid, or ``point = (x, y)``, a pixel of the image), with the image's labels."""
+        patch grid, or ``point = (x, y)``, a pixel of the image), with the image's labels. ``k`` is how many
+        neighbours are shown; the labels are the segmenter's own (its decoder's ``k``), as :meth:`segment`
+        gives them."""
         from hummingbird.visual.geometry import patch_box_in_source, point_to_patch
 
         if (point is None) == (patch is None):
@@ -319,9 +358,9 @@ class Segmenter:
             try:
                 row, col = point_to_patch(point[0], point[1], picture.size, p, result.input_shape)
             except ValueError as exc:
-                raise ConfigError(f"--point: {exc}") from None
+                raise ConfigError(f"{option('point', tuple(point))}: {exc}") from None
         if not (0 <= row < h and 0 <= col < w):
-            raise ConfigError(f"--patch {row},{col} is outside the {h}x{w} patch grid")
+            raise ConfigError(f"{option('patch', (row, col))} is outside the {h}x{w} patch grid")
         neighbours = describe_neighbours(self.memory_bank(), result.rows[row, col], result.similarities[row, col])
         box = patch_box_in_source([0, 0, picture.height, picture.width, 0], row, col, p, result.input_shape)
         centre_x = min(int((box[0] + box[2]) / 2), picture.width - 1)
@@ -331,10 +370,12 @@ class Segmenter:
                               self.class_names[int(result.labels[centre_y, centre_x])])
 
     def query(self, image, *, resize_mode: str = "aspect", k: int | None = None) -> QueryResult:
-        """Every patch's ``k`` nearest memory rows and similarities ``(h, w, k)`` and the image's labels
+        """Every patch's ``k`` nearest memory rows and similarities ``(h, w, k)`` (default: the decoder's
+        ``k``) and the image's labels — the segmenter's own, as :meth:`segment` gives them, whatever ``k``
         (one pass: ``resize_mode`` aspect or square), as the viewer shows them."""
-        return query_image(self.pipeline.features, self.decoder(k), self.read_image(image), self.pipeline.size,
-                           resize_mode)
+        image_id = Path(image).stem if isinstance(image, (str, Path)) else None
+        return query_image(self.pipeline.features, self.decoder(), self.read_image(image), self.pipeline.size,
+                           resize_mode, shown=k, image_id=image_id)
 
     def neighbours(self, image, **where) -> list[Neighbour]:
         """The ``k`` (default 8) nearest memory patches of one patch of ``image`` (``point=(x, y)`` or
@@ -363,19 +404,23 @@ class Segmenter:
     # ------------------------------------------------------------------------- evaluation
 
     def open_dataset(self, kind: str, root: str | Path, split: str, *, fileset: str | None = None,
-                     num_classes: int | None = None) -> SegmentationDataset:
-        """A labelled split resized for evaluation with this segmenter (its input size and protocol)."""
+                     num_classes: int | None = None, max_images: int | None = None) -> SegmentationDataset:
+        """A labelled split resized for evaluation with this segmenter (its input size and protocol); its
+        first ``max_images`` images when given."""
         from hummingbird.datasets.transforms import EvalResize
 
+        require_data_root(root)
         return open_dataset(kind, root, split, EvalResize(self.pipeline.size), self.pipeline.protocol,
                             fileset=fileset, num_classes=num_classes or self.num_classes,
-                            min_side=self.pipeline.patch_size, seed=self.pipeline.settings.seed)
+                            min_side=self.pipeline.patch_size, seed=self.pipeline.settings.seed,
+                            max_images=max_images)
 
     def evaluate(self, images_or_dataset, masks: Sequence | None = None, *, save_predictions: str | Path | None = None,
                  overlays: bool = False, indices: Sequence[int] | None = None, reduce=None,
                  fileset: str | None = None, kind: str | None = None) -> dict:
         """The results the command line's ``evaluate`` writes: mIoU and its variants, per-class scores,
-        the confusion matrix, the configuration and the bank's record. Give a dataset (from
+        the confusion matrix, the configuration and the bank's record. Scores are fractions of 1 (mIoU 0.42,
+        not 42; ``result["units"]`` says so; the command line's table prints percent). Give a dataset (from
         :meth:`open_dataset`) or images and masks. ``save_predictions``: also write each prediction
         as a palette PNG there (``overlays``: and a colour overlay). ``indices``/``reduce``: evaluate
         only some images and sum the confusion matrix with ``reduce(matrix)`` (distributed runs)."""

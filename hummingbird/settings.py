@@ -11,6 +11,7 @@ This module imports no heavy library at import time (the command line's ``--help
 
 from __future__ import annotations
 
+import difflib
 import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -18,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from fungi_dense.variants import DEFAULT_VARIANT
 from hummingbird.catalog import DEFAULT_K, DEFAULT_TEMPERATURE, RANDOM_WEIGHTS
-from hummingbird.errors import ConfigError
+from hummingbird.errors import ConfigError, option
 
 if TYPE_CHECKING:
     import torch
@@ -65,7 +66,9 @@ class Settings:
     ``options`` are passed through to the backbone loader (:func:`hummingbird.models.backbones.load_backbone`).
     ``precision`` is the backbone's arithmetic (``auto``: the processor's native bf16 where it has it,
     the protocol preset's precision where the preset fixes one; :mod:`hummingbird.models.precision`);
-    ``compile`` runs the backbone through ``torch.compile``.
+    ``compile`` runs the backbone through ``torch.compile``. ``progress`` shows progress bars and notes
+    (what is being built, an index trained once), ``verbose`` the notes alone; both off by default: library
+    calls print nothing unless asked (the command line turns the notes on).
     """
 
     backbone: str | None = None
@@ -80,24 +83,51 @@ class Settings:
     batch_size: int = 8
     num_workers: int = 0
     seed: int = 0
-    progress: bool = True
+    progress: bool = False
+    verbose: bool = False
     precision: str = "auto"
     compile: bool = False
     options: dict = field(default_factory=dict)
 
+    @property
+    def notes(self) -> bool:
+        """Whether notes are printed (on stderr): ``verbose`` or ``progress``."""
+        return self.verbose or self.progress
+
     @classmethod
     def from_keywords(cls, **keywords) -> "Settings":
         """Settings from keyword arguments: its own fields, ``fungi`` (a :class:`FungiOptions` or a
-        dict), ``fungi_<field>`` for single FUNGI fields; anything else goes to ``options``."""
-        own = {f.name for f in fields(cls)} - {"fungi", "options"}
+        dict), ``fungi_<field>`` for single FUNGI fields, ``options`` (a dict passed to the backbone loader,
+        e.g. ``{"depth": 2}``); any other name is refused (:func:`check_keywords`)."""
+        check_keywords(keywords, fields_of(cls) | fungi_keywords())
         fungi = keywords.pop("fungi", None) or FungiOptions()
         fungi = FungiOptions(**fungi) if isinstance(fungi, dict) else fungi
-        fungi_fields = {f.name for f in fields(FungiOptions)}
-        for key in [k for k in keywords if k.startswith("fungi_") and k[6:] in fungi_fields]:
+        for key in [k for k in keywords if k in fungi_keywords() - {"fungi"}]:
             setattr(fungi, key[6:], keywords.pop(key))
-        chosen = {k: keywords.pop(k) for k in list(keywords) if k in own}
-        options = dict(keywords.pop("options", None) or {}, **keywords)
-        return cls(**chosen, fungi=fungi, options=options)
+        options = dict(keywords.pop("options", None) or {})
+        return cls(**keywords, fungi=fungi, options=options)
+
+
+def fields_of(cls) -> set[str]:
+    return {f.name for f in fields(cls)}
+
+
+def fungi_keywords() -> set[str]:
+    """``fungi`` and ``fungi_<field>`` for each :class:`FungiOptions` field."""
+    return {"fungi"} | {f"fungi_{f.name}" for f in fields(FungiOptions)}
+
+
+def check_keywords(keywords: dict, known: set[str], call: str = "") -> None:
+    """Refuse keyword arguments not in ``known``, naming the closest known one (``backbon=``: did you mean
+    ``backbone=``?); ``call`` names the function in the message."""
+    unknown = [k for k in keywords if k not in known]
+    if not unknown:
+        return
+    key = unknown[0]
+    close = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.6)
+    hint = f"did you mean {close[0]}=?" if close else f"known: {', '.join(sorted(known))}"
+    others = f" (and {', '.join(k + '=' for k in unknown[1:])})" if len(unknown) > 1 else ""
+    raise ConfigError(f"{call + ': ' if call else ''}unknown keyword argument {key}={others}; {hint}")
 
 
 @dataclass
@@ -115,9 +145,19 @@ class SearchOptions:
 SEARCH_DEFAULTS = SearchOptions()
 
 
-def split_keywords(keywords: dict) -> tuple[Settings, SearchOptions]:
-    """Keyword arguments → the pipeline's :class:`Settings` and the decoder's :class:`SearchOptions`."""
-    search_fields = {f.name for f in fields(SearchOptions)}
+def keyword_names() -> set[str]:
+    """Every keyword :func:`split_keywords` takes: :class:`Settings`' and :class:`SearchOptions`' fields and
+    the FUNGI ones."""
+    return fields_of(Settings) | fields_of(SearchOptions) | fungi_keywords()
+
+
+def split_keywords(keywords: dict, call: str = "", own: set[str] | frozenset = frozenset()
+                   ) -> tuple[Settings, SearchOptions]:
+    """Keyword arguments → the pipeline's :class:`Settings` and the decoder's :class:`SearchOptions`. An
+    unknown name is refused, naming ``call`` and the closest of the known names and ``own`` (the calling
+    function's own parameters)."""
+    check_keywords(keywords, keyword_names() | set(own), call)
+    search_fields = fields_of(SearchOptions)
     search = SearchOptions(**{k: v for k, v in keywords.items() if k in search_fields})
     return Settings.from_keywords(**{k: v for k, v in keywords.items() if k not in search_fields}), search
 
@@ -150,7 +190,7 @@ def device_for(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"--device {name}: CUDA is not available on this machine")
+        raise ConfigError(f"{option('device', name)}: CUDA is not available on this machine")
     return torch.device(name)
 
 
@@ -258,14 +298,14 @@ def features_for(settings: Settings, encoder: PatchEncoder, size: int, bank_meta
 
 def open_dataset(kind: str, root: str | Path, split: str, transform, protocol: Protocol, *,
                  fileset: str | None = None, num_classes: int | None = None, min_side: int = 1,
-                 role: str = "evaluation", seed: int = 0):
+                 role: str = "evaluation", seed: int = 0, max_images: int | None = None):
     """Dataset ``kind`` at ``root``/``split`` with the protocol's options for its ``role`` (``memory`` or
-    ``evaluation``), restricted to a file set when given."""
+    ``evaluation``), restricted to a file set when given, then to its first ``max_images`` images."""
     from hummingbird.datasets.registry import load_dataset
 
     extra = {"num_classes": num_classes} if kind in ("folder", "voc") else {}
     extra.update(protocol.dataset_options(kind, role))
-    dataset = load_dataset(kind, root, split, transform, seed=seed, fileset=fileset, **extra)
+    dataset = load_dataset(kind, root, split, transform, seed=seed, fileset=fileset, **extra).first(max_images)
     dataset.min_side = min_side
     return dataset
 

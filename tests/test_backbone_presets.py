@@ -9,7 +9,7 @@ import torch
 
 from hummingbird.catalog import PRESET_NAMES
 from hummingbird.models.backbones import load_backbone
-from hummingbird.models.presets import POSITION_RULES, PRESETS, preset_from_filename
+from hummingbird.models.presets import POSITION_RULES, PRESETS, preset_from_filename, timm_download
 
 REDUCED_WIDTH = 256  # for presets wider than this bound (the 7B); their declared width is checked on the meta device
 WIDEST_BUILT = 1536
@@ -44,6 +44,7 @@ def test_registry_declares_what_timm_builds(name):
                                                                           preset.depth)
     assert tuple(cfg.mean) + tuple(cfg.std) == pytest.approx(preset.mean + preset.std)
     assert preset.position in POSITION_RULES
+    assert timm_download(preset.timm_name) == f"https://huggingface.co/{cfg.hf_hub_id}"  # where timm takes them
 
 
 def test_catalog_reads_the_registry_and_official_file_names_map_to_presets():
@@ -63,7 +64,16 @@ def test_backbones_command_lists_every_preset(capsys):
     assert [r["preset"] for r in rows] == list(PRESETS) and len(rows) >= 20
     dinov3 = next(r for r in rows if r["preset"] == "dinov3_vitl16_sat493m")
     assert dinov3["position"] == "rope" and dinov3["mean"] == [0.430, 0.411, 0.296] and dinov3["patch_size"] == 16
+    assert rows[0]["official_download"] == ("https://dl.fbaipublicfiles.com/dino/dino_deitsmall16_pretrain/"
+                                            "dino_deitsmall16_pretrain.pth")
     assert main(["backbones"]) == 0
     table = capsys.readouterr().out.splitlines()
-    assert len(table) == len(PRESETS) + 1 and table[0].split()[:2] == ["preset", "timm"]
-    assert "vit_small_patch16_dinov3_qkvb.lvd1689m" in next(line for line in table if line.startswith("dinov3_vits16 "))
+    assert max(len(line) for line in table) <= 100  # fits a terminal of 100 columns
+    assert len(table) == len(PRESETS) + 2 and table[0].split()[:2] == ["preset", "patch"] and "--wide" in table[-1]
+    assert next(line for line in table if line.startswith("dinov3_vits16 ")).split()[1:6] == [
+        "16", "384", "x", "12", "512"]
+    assert main(["backbones", "--wide"]) == 0
+    wide = capsys.readouterr().out.splitlines()
+    assert len(wide) == len(PRESETS) + 1 and wide[0].split()[:2] == ["preset", "timm"]
+    line = next(line for line in wide if line.startswith("dinov3_vits16 "))
+    assert "vit_small_patch16_dinov3_qkvb.lvd1689m" in line and "https://github.com/facebookresearch/dinov3" in line

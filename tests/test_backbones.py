@@ -1,6 +1,7 @@
 """Patch encoders: token shapes, dynamic sizes, prefix-token removal, checkpoint loading."""
 
 import os
+import re
 import subprocess
 import sys
 
@@ -47,7 +48,7 @@ def test_chosen_block_differs_from_last_and_matches_intermediate():
 
 def test_input_size_not_multiple_of_patch_is_clear_error():
     enc = load_backbone("dinov2_vits14", weights="random", **TINY)
-    with pytest.raises(ConfigError, match=r"512x512 is not a multiple of .* patch size 14 \(try --input-size 518\)"):
+    with pytest.raises(ConfigError, match=r"512x512 is not a multiple of .* patch size 14 \(try input_size=518\)"):
         enc(torch.rand(1, 3, 512, 512))
 
 
@@ -125,8 +126,31 @@ def test_offline_without_weights_is_clear_error_not_hang(tmp_path):
             "'--out', 'x.safetensors']))")
     proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
-    assert "--weights PATH" in proc.stderr and "dino_vits16" in proc.stderr
-    assert "Traceback" not in proc.stderr
+    assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    # where the official weights are published, and the --weights line that uses the downloaded file
+    assert "https://dl.fbaipublicfiles.com/dino/dino_deitsmall16_pretrain/dino_deitsmall16_pretrain.pth" in proc.stderr
+    assert "https://huggingface.co/timm/vit_small_patch16_224.dino" in proc.stderr
+    assert proc.stderr.rstrip().endswith("then give it: --weights dino_deitsmall16_pretrain.pth (or set "
+                                         "HUMMINGBIRD_WEIGHTS)")
+
+
+def test_offline_messages_name_each_presets_weights_from_python_too(monkeypatch, tmp_path):
+    from hummingbird.errors import WeightsUnavailableError
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    expected = {
+        "dinov2_vits14_reg": "https://dl.fbaipublicfiles.com/dinov2/dinov2_vits14/dinov2_vits14_reg4_pretrain.pth "
+                             "(or timm's model.safetensors from https://huggingface.co/timm/"
+                             "vit_small_patch14_reg4_dinov2.lvd142m) where you are online, then give it: "
+                             "weights='dinov2_vits14_reg4_pretrain.pth'",
+        "dinov3_vits16": "request the official checkpoint at https://github.com/facebookresearch/dinov3",
+        "siglip2_vitb16": "https://huggingface.co/timm/vit_base_patch16_siglip_512.v2_webli where you are online, then "
+                          "give it: backbone='siglip2_vitb16' weights='model.safetensors'",
+    }
+    for name, words in expected.items():
+        with pytest.raises(WeightsUnavailableError, match=re.escape(words)):
+            load_backbone(name, weights=None, depth=1)
 
 
 def test_loads_official_dinov2_register_layout(tmp_path):
@@ -166,13 +190,29 @@ def test_several_layers_are_concatenated_in_the_order_given():
     x = torch.rand(1, 3, 32, 48)
     torch.testing.assert_close(both(x), torch.cat([last(x), first(x)], dim=-1))
     assert both.embed_dim == 768 and both.metadata()["layer"] == [2, 0] and first.metadata()["layer"] == 0
-    with pytest.raises(ConfigError, match="--layer/--layers 5 is out of range"):
+    with pytest.raises(ConfigError, match=r"layer=\[5\] is out of range"):
         load_backbone("dinov3_vits16", weights="random", depth=3, layer=[0, 5])
 
 
 def test_rope_backbones_refuse_learned_grid_rules():
     encoder = load_backbone("dinov3_vits16", weights="random", depth=1, pos_embed="rope")  # a bank's own rule
     assert encoder.pos_embed == "rope"
-    with pytest.raises(ConfigError, match="--pos-embed official: resampling rules apply to ViTs whose only position "
+    with pytest.raises(ConfigError, match="pos_embed='official': resampling rules apply to ViTs whose only position "
                                           "signal is a learned grid; this Eva uses 'rope' positions"):
         load_backbone("dinov3_vits16", weights="random", depth=1, pos_embed="official")
+
+
+def test_weights_of_another_family_are_named_as_such(tmp_path):
+    """DINOv2 weights given to a DINOv3 preset (and the reverse): the message names both architectures and the
+    presets the file fits, not a register-token or key-name detail."""
+    dinov2 = tmp_path / "dinov2_weights.pth"
+    torch.save(load_backbone("dinov2_vits14", weights="random").model.state_dict(), dinov2)
+    with pytest.raises(CheckpointError, match=r"dinov2_weights.pth: weights of another model family: the checkpoint is "
+                                              r"a ViT with a learned position grid .*patch 14, width 384, 12 blocks, no "
+                                              r"register tokens; this backbone is a ViT with rotary positions .*patch "
+                                              r"16.*4 register/storage tokens; .*\(dinov2_vits14\)"):
+        load_backbone("dinov3_vits16", weights=dinov2)
+    dinov3 = tmp_path / "dinov3_weights.pth"
+    torch.save(load_backbone("dinov3_vits16", weights="random", depth=2).model.state_dict(), dinov3)
+    with pytest.raises(CheckpointError, match=r"another model family: the checkpoint is a ViT with rotary positions"):
+        load_backbone("dinov2_vits14_reg", weights=dinov3, depth=2)

@@ -507,7 +507,7 @@ API_ROWS: dict[str, ApiRow] = {
     "load/weights-inf": ApiRow(lambda w: segmenter(w, weights="w.pth"), ("w.pth: tensor blocks.5.mlp.fc1.weight holds "
                                                                         "non-finite values: 2 infinite",),
                                "CheckpointError", setup=tiny_weights("w.pth", float("inf"))),
-    "load/weights-folder": ApiRow(lambda w: segmenter(w, weights="ds"), ("ds: --weights is a folder",), "CheckpointError"),
+    "load/weights-folder": ApiRow(lambda w: segmenter(w, weights="ds"), ("ds: weights= is a folder",), "CheckpointError"),
     "from_dataset/classes-latin-1": ApiRow(built, ("ds/classes.txt: not UTF-8 text at byte 4 (0xf8)",), "DatasetError",
                                            setup=write("ds/classes.txt", "bg\nrød\ngreen\nblue\n".encode("latin-1"))),
     "from_dataset/split-list-with-bom-and-crlf": ApiRow(built, check=lambda s: s.memory_bank().metadata["image_ids"] == [
@@ -524,10 +524,12 @@ API_ROWS: dict[str, ApiRow] = {
         lambda w: segmenter(w).segment(Image.open("ds/images/img000.jpg")), check=lambda labels: labels.shape == (64, 96),
         setup=rotated_photo()),
     "segment/tensor-with-nan": ApiRow(lambda w: segmenter(w).segment(torch.full((3, 64, 64), float("nan"))),
-                                      ("image: float tensor holds NaN or infinite values",), "ConfigError"),
-    "segment/tensor-of-0-255-values": ApiRow(lambda w: segmenter(w).segment(torch.full((3, 64, 64), 200.0)),
-                                             ("image: float tensor with values in [200, 200]; expected an image in [0, 1]",),
-                                             "ConfigError"),
+                                      ("image (float32 array): float image holds NaN or infinite values",), "ConfigError"),
+    "segment/tensor-of-0-255-values-read-as-a-float-image-file": ApiRow(
+        lambda w: segmenter(w).segment(torch.full((3, 64, 64), 200.0)), check=lambda labels: labels.shape == (64, 64)),
+    "segment/normalised-tensor": ApiRow(lambda w: segmenter(w).segment(torch.full((3, 64, 64), -1.5)),
+                                        ("image (float32 array): float image with values in [-1.5, -1.5], neither [0, 1] "
+                                         "nor [0, 255]; give the image before normalisation",), "ConfigError"),
     "save/unwritable-folder": ApiRow(lambda w: segmenter(w).save("out/bank.safetensors"), ("out/bank.safetensors: cannot "
                                                                                           "write:",), "OutputError",
                                      condition="unwritable:out", earlier=("out/bank.safetensors",)),

@@ -293,7 +293,7 @@ def test_offline_without_weights_or_cache_fails_at_once_in_one_line(blocks, tmp_
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1, proc.stderr  # one line: no hub retries, no traceback
     assert "dino_vits16" in proc.stderr and "127.0.0.1:9 cannot be reached" in proc.stderr
-    assert "--weights PATH" in proc.stderr
+    assert "then give it: --weights dino_deitsmall16_pretrain.pth" in proc.stderr  # where to get them, and how
     assert out.read_bytes() == b"an earlier bank" and not Path(f"{out}.lock").exists()
     print(f"offline failure after {seconds:.1f} s (interpreter and torch start-up included)")
 

@@ -26,6 +26,7 @@ def test_help_runs_and_shows_every_default(command):
     done = subprocess.run([sys.executable, "-m", "hummingbird", command, "--help"], capture_output=True, text=True)
     assert done.returncode == 0 and done.stdout.startswith(f"usage: hummingbird {command}")
     assert "torch" not in done.stderr
+    assert "%%" not in done.stdout  # a percent sign printed as argparse's escape (neighbours' "50 %%")
     parser = _subcommands()[command]
     text = " ".join(parser.format_help().split("\noptions:", 1)[1].split())  # the option list, not the usage
     for action in parser._actions:

@@ -36,7 +36,7 @@ def test_a_fraction_without_seed_stands_for_all_five():
     ("ade20k:full", "only voc:full and voc:val are shipped"),
 ])
 def test_bad_names_say_what_is_shipped(spec, message):
-    with pytest.raises(DatasetError, match=f"--fileset {spec}:? {message}"):
+    with pytest.raises(DatasetError, match=f"fileset='{spec}':? {message}"):
         resolve_fileset(spec)
 
 
@@ -45,7 +45,7 @@ def test_paths_and_missing_copies(tmp_path, monkeypatch):
     ids.write_text("a\n")
     assert not is_named(str(ids)) and resolve_fileset(str(ids)) == ids
     monkeypatch.setenv("HUMMINGBIRD_FILESETS", str(tmp_path / "nowhere"))
-    with pytest.raises(DatasetError, match="voc:1/8:42: .*nowhere.* not found .*HUMMINGBIRD_FILESETS"):
+    with pytest.raises(DatasetError, match="voc:1/8:42.: .*nowhere.* not found .*HUMMINGBIRD_FILESETS"):
         resolve_fileset("voc:1/8:42")
 
 

@@ -119,7 +119,7 @@ def test_old_bank_without_objective_variant_means_patchwise(encoder, support, tm
 
 
 def test_unknown_objective_variant_is_a_clear_error():
-    with pytest.raises(ConfigError, match="--fungi-objective-variant 'nope': choose from dense-reference"):
+    with pytest.raises(ConfigError, match="fungi_objective_variant='nope': choose from dense-reference"):
         FungiConfig(objective_variant="nope")
     with pytest.raises(ConfigError, match="fetches 5 neighbours per token"):
         FungiConfig(objective_variant="dense-reference", negatives=6)

@@ -75,7 +75,7 @@ def test_ivf_index_recall_and_bad_spec():
     _, approx = NeighbourIndex(32, "IVF16,Flat", nprobe=8).add(feats).search(queries, 10)
     recall = np.mean([len(set(a.tolist()) & set(e.tolist())) / 10 for a, e in zip(approx, exact)])
     assert recall > 0.9
-    with pytest.raises(ConfigError, match="--index 'IVFbogus' is not a faiss factory string"):
+    with pytest.raises(ConfigError, match="index='IVFbogus' is not a faiss factory string"):
         NeighbourIndex(32, "IVFbogus")
     with pytest.raises(ConfigError, match="k=50 neighbours asked for but the memory holds only 10 patches"):
         NeighbourIndex(32).add(feats[:10]).search(queries, 50)

@@ -108,3 +108,23 @@ def test_fraction_plot_has_one_line_per_backbone_at_its_largest_memory(tmp_path)
     with open(tmp_path / "t.csv") as handle:
         first = next(csv.DictReader(handle))
     assert first["train_fraction"] == "0.0078125" and first["mIoU_mean"] == "10.00" and first["mIoU_std"] == "2.00"
+
+
+def test_evaluation_figures_name_the_backbone_memory_size_and_dataset(tmp_path, capsys):
+    from hummingbird.datasets.synthetic import write_block_dataset
+
+    root = write_block_dataset(tmp_path / "ds", n_train=4, n_val=2)
+    out = tmp_path / "r.json"
+    assert main(["evaluate", "--dataset", "folder", "--data-root", str(root), "--train-split", "train", "--backbone",
+                 "dino_vits16", "--weights", "random", "--input-size", "64", "--out", str(out), "--plot",
+                 "--num-workers", "0", "--no-progress"]) == 0
+    import json
+
+    result = json.loads(out.read_text())
+    patches = result["bank"]["num_patches"]
+    for figure in ("r_per_class.png", "r_confusion.png"):
+        with Image.open(tmp_path / figure) as image:
+            title = image.info["Title"]
+        assert title.startswith(f"folder val · dino_vits16 · memory {patches:,} patches: mIoU "), title
+        assert f"{100 * result['mIoU']:.1f} % (2 images)" in title
+    assert "<dc:title>folder val · dino_vits16" in (tmp_path / "r_confusion.svg").read_text()

@@ -75,7 +75,7 @@ def test_registers_model_keeps_register_tokens_without_position_embedding():
 def test_non_dino_presets_keep_timm_resampling_and_rules_are_validated():
     assert load_backbone("mae_vitb16", weights="random", depth=1).pos_embed == "timm"
     encoder = load_backbone("dino_vits16", weights="random", depth=1)
-    with pytest.raises(Exception, match="--pos-embed 'bilinear'"):
+    with pytest.raises(Exception, match="pos_embed='bilinear'"):
         use_pos_embed_rule(encoder.model, "bilinear")
     use_pos_embed_rule(encoder.model, "timm")
     assert encoder.pos_embed == "timm" and "_pos_embed" not in encoder.model.__dict__

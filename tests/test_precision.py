@@ -2,6 +2,9 @@
 bf16 labels against fp32 labels, and reduced-precision search with float32 re-ranking."""
 
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -52,7 +55,7 @@ def test_fp16_on_a_cpu_without_native_fp16_and_unknown_names_are_refused(cpu_wit
     assert precision.resolve_precision("fp16", "cpu") == "fp16"
     with pytest.raises(ConfigError, match="choose from auto, fp32, bf16, fp16"):
         precision.resolve_precision("int8", "cpu")
-    with pytest.raises(ConfigError, match="--precision 'half'"):
+    with pytest.raises(ConfigError, match="precision='half'"):
         load_backbone("timm:vit_small_patch16_224", weights="random", depth=1, precision="half")
 
 
@@ -161,5 +164,18 @@ def test_segmenter_api_takes_precision_and_banks_cross_precisions(folder_dataset
     assert loaded.pipeline.encoder.active_precision == "bf16"
     image = folder_dataset / "images" / "img010.png"
     assert (loaded.segment(image) == built.segment(image)).mean() >= 0.99
-    with pytest.raises(ConfigError, match="--precision"):
+    with pytest.raises(ConfigError, match="precision="):
         Segmenter.load(path, precision="half")
+
+
+def test_compile_on_a_cpu_prints_no_cuda_runtime_line(tmp_path):
+    """torch logs "No CUDA runtime is found" when a CUDA toolkit folder exists on a machine without a GPU and
+    torch.compile loads its C++ extension helpers; the compiled encoder holds that line back."""
+    (tmp_path / "cuda").mkdir()
+    code = ("import torch; from hummingbird.models.backbones import load_backbone; "
+            "e = load_backbone('timm:vit_tiny_patch16_224', weights='random', depth=1).compiled(); "
+            "print(tuple(e(torch.rand(1, 3, 32, 32)).shape))")
+    env = dict(os.environ, CUDA_HOME=str(tmp_path / "cuda"), CUDA_VISIBLE_DEVICES="")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 0 and done.stdout.split() == ["(1,", "2,", "2,", "192)"], done.stderr
+    assert "No CUDA runtime" not in done.stderr, done.stderr

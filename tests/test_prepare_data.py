@@ -175,3 +175,99 @@ def test_checksum_file_errors_name_the_line(tmp_path, capsys):
     bad.write_text("abc  VOCtrainval_11-May-2012.tar\n")
     assert main(["prepare-data", "voc", "--root", str(tmp_path), "--checksums", str(bad)]) == 2
     assert f"{bad}:1: expected" in capsys.readouterr().err
+
+
+def _extract(archive: bytes, into):
+    import io
+    import tarfile
+
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tf:
+        tf.extractall(into, filter="data")
+    return into
+
+
+def test_voc_without_sbd_needs_only_the_voc_tar_and_says_which_split_to_train_on(tmp_path, voc_archives, capsys):
+    root = tmp_path / "data"
+    only_voc = {"VOCtrainval_11-May-2012.tar": voc_archives["VOCtrainval_11-May-2012.tar"]}
+    with LoopbackServer(official_paths(only_voc)) as server:
+        code = main(["prepare-data", "voc", "--root", str(root), "--mirror", server.url, "--no-sbd", "--no-progress",
+                     "--checksums", _checksums(tmp_path, only_voc), "--out", str(tmp_path / "prep.json")])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert [path for path, _ in server.requests] == ["/pascal/VOC/voc2012/VOCtrainval_11-May-2012.tar"]
+    voc = root / "VOCdevkit" / "VOC2012"
+    assert not (voc / "ImageSets/SegmentationAug").exists() and not (voc / "SegmentationClassAug").exists()
+    report = json.loads((tmp_path / "prep.json").read_text())
+    assert report["ok"] and report["splits"] == ["train", "val"] == [c["split"] for c in report["checks"]]
+    assert report["checks"][0]["images"] == len(tiny.VOC_TRAIN)
+    assert f"--data-root {root / 'VOCdevkit'} --train-split train" in out
+    # prepared again without --no-sbd: refused by name, nothing downloaded
+    assert main(["prepare-data", "voc", "--root", str(root), "--mirror", "http://127.0.0.1:9", "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "prepared without SBD (--no-sbd), so it has no trainaug" in err
+
+
+@pytest.mark.parametrize("given", ["VOCdevkit", "VOCdevkit/VOC2012", "."])
+def test_from_archive_takes_an_extracted_vocdevkit(tmp_path, voc_archives, capsys, given):
+    extracted = _extract(voc_archives["VOCtrainval_11-May-2012.tar"], tmp_path / "mine")
+    before = sorted(p.relative_to(extracted) for p in extracted.rglob("*"))
+    sbd = write_files(tmp_path / "given", {"benchmark.tgz": voc_archives["benchmark.tgz"]})
+    root = tmp_path / "data"
+    code = main(["prepare-data", "voc", "--root", str(root), "--from-archive", str(extracted / given),
+                 str(sbd / "benchmark.tgz"), "--checksums", _checksums(tmp_path, voc_archives), "--no-progress"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    voc = root / "VOCdevkit" / "VOC2012"
+    assert (voc / "ImageSets/SegmentationAug/trainaug.txt").read_text().split() == tiny.TRAINAUG
+    assert "0 problems" in out and not (root / "downloads").exists() and _leftovers(root) == []
+    assert sorted(p.relative_to(extracted) for p in extracted.rglob("*")) == before  # the user's folder as it was
+    stamp = json.loads((voc / ".hummingbird-prepared.json").read_text())
+    assert stamp["archives"]["VOCtrainval_11-May-2012.tar"].startswith("extracted folder ")
+
+
+def test_from_archive_refuses_a_folder_that_holds_no_archive_by_name(tmp_path, capsys):
+    """Even a folder named like the archive: it is named, and nothing is downloaded."""
+    folder = tmp_path / "VOCtrainval_11-May-2012.tar"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("nothing here\n")
+    with LoopbackServer({}) as server:
+        code = main(["prepare-data", "voc", "--root", str(tmp_path / "data"), "--from-archive", str(folder),
+                     "--mirror", server.url, "--no-progress"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and server.requests == []
+    assert f"--from-archive {folder}: a folder holding none of VOCtrainval_11-May-2012.tar, benchmark.tgz" in err
+    assert "VOCdevkit/" in err and (folder / "notes.txt").is_file()
+
+
+def test_a_file_mirror_is_read_in_place(tmp_path, voc_archives, capsys):
+    mirror = tmp_path / "mirror"
+    for path, data in official_paths(voc_archives).items():
+        (mirror / path.lstrip("/")).parent.mkdir(parents=True, exist_ok=True)
+        (mirror / path.lstrip("/")).write_bytes(data)
+    root = tmp_path / "data"
+    code = main(["prepare-data", "voc", "--root", str(root), "--mirror", mirror.as_uri(), "--no-progress",
+                 "--checksums", _checksums(tmp_path, voc_archives)])
+    assert code == 0, capsys.readouterr().out
+    assert (root / "VOCdevkit/VOC2012/ImageSets/SegmentationAug/trainaug.txt").is_file()
+    assert not (root / "downloads").exists()  # read where it is, not copied
+    (mirror / "pascal/VOC/voc2012/VOCtrainval_11-May-2012.tar").unlink()
+    code = main(["prepare-data", "voc", "--root", str(tmp_path / "other"), "--mirror", mirror.as_uri(),
+                 "--no-progress", "--checksums", _checksums(tmp_path, voc_archives)])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1
+    assert "VOCtrainval_11-May-2012.tar" in err and "not found in the local mirror" in err
+
+
+def test_a_root_that_cannot_be_written_is_one_line_and_the_archives_are_kept(tmp_path, voc_archives, capsys):
+    from conftest import unwritable
+
+    given = write_files(tmp_path / "given", voc_archives)
+    root = tmp_path / "readonly"
+    root.mkdir()
+    with unwritable(root):
+        code = main(["prepare-data", "voc", "--root", str(root), "--from-archive", str(given), "--no-progress",
+                     "--checksums", _checksums(tmp_path, voc_archives)])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and "Traceback" not in err
+    assert err.startswith(f"hummingbird prepare-data: error: {root}: cannot write:")
+    assert sorted(p.name for p in given.iterdir()) == sorted(voc_archives) and list(root.iterdir()) == []

@@ -98,7 +98,7 @@ def test_ade20k_other_conventions(tmp_path):
 
 def test_preset_names_are_checked():
     assert get_protocol("open-hbird") is OPEN_HBIRD
-    with pytest.raises(ConfigError, match="--protocol-preset 'openhbird': choose from default, open-hbird"):
+    with pytest.raises(ConfigError, match="protocol_preset='openhbird': choose from default, open-hbird"):
         get_protocol("openhbird")
 
 

@@ -1,38 +1,44 @@
-"""The README's "Python API" example runs as written on real VOC images and weights, and its labels
-are the command line's for the same bank and image."""
+"""The marked "Python API" examples (README and docs/getting-started.md) run as written from any folder: they
+use the user's paths (what ``prepare-data voc`` writes, the official weights file), which this test
+replaces with the real VOC images and weights of ``../shared``; their labels are the command line's for
+the same bank and image."""
 
 import re
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 from realdata import real_voc, real_weights
 
 from hummingbird.cli.main import main
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+ROOT = Path(__file__).resolve().parents[1]
+PAGES = [ROOT / "README.md", ROOT / "docs" / "getting-started.md"]
+USER_VOC, USER_WEIGHTS = "data/VOCdevkit/VOC2012", "weights/dinov2_vits14_pretrain.pth"
 
 
-def _example() -> str:
-    text = README.read_text()
-    block = re.search(r"<!-- python-api-example -->\n```python\n(.*?)```\n<!-- /python-api-example -->", text, re.S)
-    assert block, "README has no marked Python API example"
-    return block.group(1)
+def _examples(page: Path) -> list[str]:
+    return re.findall(r"<!-- python-api-example -->\n```python\n(.*?)```\n<!-- /python-api-example -->",
+                      page.read_text(), re.S)
 
 
-def test_the_example_is_at_most_ten_lines_and_uses_the_users_paths():
-    example = _example()
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
+def test_the_example_is_short_and_takes_the_users_paths(page):
+    (example,) = _examples(page)
     assert len(example.strip().splitlines()) <= 10
-    assert "../shared" not in example and "data/voc/" in example and "weights/" in example
+    assert "../shared" not in example and USER_VOC in example and USER_WEIGHTS in example
 
 
-def test_readme_python_api_example_runs_and_matches_the_cli(tmp_path, monkeypatch):
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
+def test_python_api_example_runs_from_any_folder_and_matches_the_cli(page, tmp_path, monkeypatch):
     _, weights = real_weights()
     voc = real_voc()
+    voc = next(v for v in (voc, voc / "VOC2012", voc / "VOCdevkit" / "VOC2012") if (v / "JPEGImages").is_dir())
     monkeypatch.chdir(tmp_path)
+    (example,) = _examples(page)
     scope: dict = {}
-    code = _example().replace("data/voc", str(voc)).replace("weights/dinov2_vits14_pretrain.pth", str(weights))
-    exec(code, scope)  # noqa: S102 (the README's own example, on the shared assets)
+    exec(example.replace(USER_VOC, str(voc)).replace(USER_WEIGHTS, str(weights)), scope)  # noqa: S102 (the page's own)
     labels, nearest, photo = scope["labels"], scope["nearest"], scope["photo"]
     assert labels.shape == (photo.height, photo.width) and labels.dtype == np.int64
     assert len(nearest) == 8 and nearest[0].similarity >= nearest[-1].similarity

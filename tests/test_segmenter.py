@@ -74,8 +74,12 @@ def test_every_image_type_gives_the_same_labels(saved, blocks):
     assert np.array_equal(many[1], segmenter.segment(array[:48]))
     with pytest.raises(ConfigError, match="smaller than one 16-px patch"):
         segmenter.segment(array[:8, :8])
-    with pytest.raises(ConfigError, match=r"expected an \(H, W, 3\) uint8 array"):
-        segmenter.segment(array.astype(np.float64))
+    # float arrays are read as float image files are: [0, 1] scaled by 255, [0, 255] as they are
+    assert np.array_equal(segmenter.segment(array.astype(np.float64)), expected)
+    assert np.array_equal(segmenter.segment(array.astype(np.float32) / 255), expected)
+    low, high = 2 * int(array.min()), 2 * int(array.max())
+    with pytest.raises(ConfigError, match=rf"image \(float64 array\): float image with values in \[{low}, {high}\], neither"):
+        segmenter.segment(array.astype(np.float64) * 2)
 
 
 def test_load_equals_the_cli_on_evaluate(saved, blocks, tmp_path):
@@ -101,7 +105,7 @@ def test_neighbours_and_their_figure_match_the_cli(saved, blocks, tmp_path):
     assert all(n.image_id.startswith("example_") and len(n.box) == 4 for n in nearest)
     figure = segmenter.neighbours_figure(photo, point=(40, 20), k=4)
     out = tmp_path / "n.png"
-    assert main(["neighbours", "--bank", str(path), "--image", str(photo), "--point", "40,20", "--k", "4",
+    assert main(["neighbours", "--bank", str(path), "--image", str(photo), "--point", "40,20", "--k", "4", "--decoder-k", "5",
                  "--out", str(out), *QUIET]) == 0
     assert np.array_equal(np.array(Image.open(out)), np.array(figure))  # the in-memory sources = the saved ones
     recorded = json.loads(out.with_suffix(".json").read_text())["neighbours"]
@@ -115,8 +119,11 @@ def test_clustered_index_is_stored_reused_extended_and_rebuilt_when_stale(blocks
     segmenter = Segmenter.from_examples(images, masks, **dict(RANDOM, index="clustered"))
     path = segmenter.save(tmp_path / "bank.safetensors")
     stored = index_folder(path) / "clustered-seed0.safetensors"
-    assert stored.is_file() and "training the clustered search" in capsys.readouterr().err
-    loaded = Segmenter.load(path, index="clustered", k=5)
+    assert stored.is_file() and capsys.readouterr().err == ""  # library calls are quiet unless asked
+    smaller = Segmenter.from_examples(images[:3], masks[:3], **dict(RANDOM, index="clustered", progress=True))
+    smaller.save(tmp_path / "small.safetensors")
+    assert "training the clustered search" in capsys.readouterr().err
+    loaded = Segmenter.load(path, index="clustered", k=5, progress=True)
     photo = blocks / "images" / "img010.png"
     assert np.array_equal(loaded.segment(photo), segmenter.segment(photo))
     assert "search" not in capsys.readouterr().err  # read, not trained
@@ -130,11 +137,10 @@ def test_clustered_index_is_stored_reused_extended_and_rebuilt_when_stale(blocks
     assert loaded.bank.metadata["image_ids"][-2:] == ["example_00006", "example_00007"]
     loaded.save(path)  # the grown bank and its grown index
     assert "search" not in capsys.readouterr().err
-    again = Segmenter.load(path, index="clustered", k=5)
+    again = Segmenter.load(path, index="clustered", k=5, progress=True)
     assert len(again.decoder().index) == len(again.bank) and "search" not in capsys.readouterr().err
-    smaller = Segmenter.from_examples(images[:3], masks[:3], **dict(RANDOM, index="clustered"))
     smaller.save(path, with_index=False)  # the bank changes, its stored index does not
-    Segmenter.load(path, index="clustered", k=5).decoder()
+    Segmenter.load(path, index="clustered", k=5, progress=True).decoder()
     assert f"search index {stored} is stale" in capsys.readouterr().err
 
 
@@ -144,11 +150,11 @@ def test_trained_faiss_index_is_stored(saved, tmp_path, capsys):
     bank = MemoryBank(bank.features, bank.labels, bank.sources, bank.views, dict(bank.metadata))
     path = tmp_path / "ivf.safetensors"
     Segmenter(bank, segmenter.pipeline, bank_path=None).save(path)
-    first = Segmenter.load(path, index="IVF4,Flat", nprobe=4)
+    first = Segmenter.load(path, index="IVF4,Flat", nprobe=4, progress=True)
     photo = np.zeros((64, 64, 3), np.uint8)
     labels = first.segment(photo)
     assert "training the IVF4,Flat search" in capsys.readouterr().err
-    second = Segmenter.load(path, index="IVF4,Flat", nprobe=4)
+    second = Segmenter.load(path, index="IVF4,Flat", nprobe=4, progress=True)
     assert np.array_equal(second.segment(photo), labels) and "search" not in capsys.readouterr().err
 
 

@@ -167,6 +167,65 @@ def _browser():
     return webdriver.Chrome(service=Service(driver), options=options)
 
 
+@pytest.fixture(scope="module")
+def noise_bank(tmp_path_factory):
+    """A bank of noise images with random 3-class block masks (random weights): neighbours disagree, so the
+    decoder's k changes the labels (k = 8 and k = 30 differ on some pixels)."""
+    tmp = tmp_path_factory.mktemp("noise")
+    root = tmp / "noise"
+    for d in ("images", "masks"):
+        (root / d).mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for i in range(6):
+        Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(root / "images" / f"n{i}.png")
+        blocks = np.kron(rng.integers(0, 3, (4, 4)), np.ones((16, 16))).astype(np.uint8)
+        Image.fromarray(blocks).save(root / "masks" / f"n{i}.png")
+    (root / "classes.txt").write_text("a\nb\nc\n")
+    bank = tmp / "bank.safetensors"
+    assert main(["build-memory", "--dataset", "folder", "--data-root", str(root), "--split", "all", "--backbone",
+                 "dino_vits16", "--input-size", "64", "--out", str(bank), *COMMON]) == 0
+    return root, bank
+
+
+def _segment_labels(bank, image, out, *extra) -> np.ndarray:
+    assert main(["segment", "--bank", str(bank), "--images", str(image), "--out-dir", str(out), *extra, *COMMON]) == 0
+    return np.array(Image.open(out / f"{image.stem}.png"))
+
+
+def test_neighbours_and_viewer_draw_segments_label_map_whatever_the_neighbours_shown(noise_bank, tmp_path):
+    from hummingbird import Segmenter
+
+    root, bank = noise_bank
+    image = root / "images" / "n5.png"
+    labels = _segment_labels(bank, image, tmp_path / "seg")
+    with_8 = _segment_labels(bank, image, tmp_path / "seg8", "--k", "8")
+    assert (labels != with_8).any()  # on this bank the decoder's k matters
+    palette = distinct_palette(3)
+    for shown in ("8", "40"):  # fewer and more than the decoder's 30
+        out = tmp_path / f"viewer{shown}"
+        assert main(["viewer", "--bank", str(bank), "--images", str(image), "--out", str(out), "--k", shown,
+                     *COMMON]) == 0
+        drawn = np.asarray(Image.open(out / "images" / "query000_labels.png").convert("RGB"))
+        assert np.array_equal(drawn, palette[labels])  # pixel for pixel segment's label map
+        data = read_viewer_data(out / "data.js")
+        assert data["k"] == int(shown) and data["decoder_k"] == 30
+        assert len(data["queries"][0]["neighbours"]) == 16 * int(shown)
+    # neighbours: the picture is the one drawn from segment's label map
+    out = tmp_path / "nb.png"
+    assert main(["neighbours", "--bank", str(bank), "--image", str(image), "--patch", "1,1", "--k", "8",
+                 "--out", str(out), *COMMON]) == 0
+    segmenter = Segmenter.load(bank)
+    query = segmenter.query_neighbours(image, patch=(1, 1), k=8)
+    query.labels = labels
+    assert len(query.neighbours) == 8
+    assert np.array_equal(np.asarray(Image.open(out)), np.asarray(segmenter.figure(query)))
+    # the decoder's own k is --decoder-k, as segment's --k
+    assert main(["viewer", "--bank", str(bank), "--images", str(image), "--out", str(tmp_path / "v8"), "--k", "4",
+                 "--decoder-k", "8", *COMMON]) == 0
+    drawn = np.asarray(Image.open(tmp_path / "v8" / "images" / "query000_labels.png").convert("RGB"))
+    assert np.array_equal(drawn, palette[with_8])
+
+
 def test_viewer_in_headless_chromium_shows_k_neighbours_with_bank_labels(viewer_dir, tmp_path):
     out, bank_path = viewer_dir
     browser = _browser()
@@ -187,6 +246,14 @@ def test_viewer_in_headless_chromium_shows_k_neighbours_with_bank_labels(viewer_
         shown = [(int(e.get_attribute("data-memory")), e.get_attribute("data-label")) for e in entries]
         browser.save_screenshot(str(tmp_path / "viewer.png"))
         assert "row 1, column 2" in browser.find_element(By.ID, "status").text
+        # the label-map checkbox really hides the label map, and shows it again
+        labels, box = browser.find_element(By.ID, "labels"), browser.find_element(By.ID, "show-labels")
+        assert labels.is_displayed()
+        box.click()
+        assert not labels.is_displayed() and labels.size["height"] == 0
+        browser.save_screenshot(str(tmp_path / "hidden.png"))
+        box.click()
+        assert labels.is_displayed()
     finally:
         browser.quit()
     data = read_viewer_data(out / "data.js")

@@ -30,12 +30,47 @@ def _keywords(args) -> dict:
     if "fungi_objectives" in keywords:
         keywords["fungi_objectives"] = tuple(keywords["fungi_objectives"])
     keywords["progress"] = not given.get("no_progress", False)
+    keywords["verbose"] = True  # the command line prints its notes (the library is quiet unless asked)
     return keywords
+
+
+def check_inputs(args) -> None:
+    """The files and folders a command reads, checked before torch is imported: a missing bank, dataset
+    folder, image or weights file is one line at once, in the words the library uses when it loads them."""
+    from hummingbird.cli.outputs import image_files
+    from hummingbird.files.paths import require_bank, require_data_root, require_weights, weights_from_environment
+
+    given = vars(args)
+    if given.get("bank"):
+        require_bank(args.bank)
+    if args.command in ("build-memory", "evaluate"):
+        require_data_root(args.data_root)
+    if "weights" in given:
+        require_weights(weights_from_environment(args.weights))
+    if args.command in ("segment", "viewer"):
+        image_files(args.images)
+    if args.command == "neighbours" and not Path(args.image).is_file():
+        raise ConfigError(f"{args.image}: image file not found")
 
 
 def _memory_keywords(args) -> dict:
     return {"memory_size": args.memory_size, "augmentation_epochs": args.augmentation_epochs,
-            "augment": not args.no_augment, "fp16": args.fp16, "num_classes": args.num_classes}
+            "augment": not args.no_augment, "fp16": args.fp16, "num_classes": args.num_classes,
+            "max_images": args.max_images}
+
+
+def default_bank_path(out: str) -> str:
+    """Where ``evaluate --train-split`` keeps the memory it built: beside its results, ``<out>.bank.safetensors``
+    (``runs/voc.json`` → ``runs/voc.bank.safetensors``)."""
+    return str(Path(out).with_suffix("")) + ".bank.safetensors"
+
+
+def resolve_defaults(args) -> None:
+    """Defaults that depend on other arguments, filled in before any output is locked: ``evaluate
+    --train-split`` keeps its memory beside ``--out`` unless ``--no-save-bank``."""
+    if args.command == "evaluate" and args.protocol == "hummingbird" and args.train_split and not args.bank \
+            and args.save_bank is None and not args.no_save_bank:
+        args.save_bank = default_bank_path(args.out)
 
 
 def cmd_build_memory(args) -> int:
@@ -84,10 +119,13 @@ def cmd_evaluate(args) -> int:
         segmenter = Segmenter.from_dataset(args.dataset, args.data_root,
                                            args.train_split or DEFAULT_SPLITS[args.dataset][0],
                                            fileset=args.train_fileset, **_memory_keywords(args), **_keywords(args))
-        if args.save_bank:
+        if args.save_bank and rank == 0:
             segmenter.save(args.save_bank)
+            print(f"wrote {args.save_bank} ({len(segmenter.bank)} patches; evaluate again with --bank "
+                  f"{args.save_bank})")
     split = args.split or DEFAULT_SPLITS[args.dataset][1]
-    dataset = segmenter.open_dataset(args.dataset, args.data_root, split, fileset=args.fileset)
+    dataset = segmenter.open_dataset(args.dataset, args.data_root, split, fileset=args.fileset,
+                                     max_images=args.max_images)
     payload = segmenter.evaluate(dataset, save_predictions=args.save_predictions, overlays=args.save_overlays,
                                  indices=range(rank, len(dataset), world), fileset=args.fileset, kind=args.dataset,
                                  reduce=sum_over_ranks if world > 1 else None)
@@ -107,7 +145,7 @@ def cmd_evaluate(args) -> int:
 def _evaluate_probe(args) -> int:
     """``--protocol linear`` (probe trained on --train-split) or ``overcluster`` (k-means on the split)."""
     from hummingbird.files.atomic import write_json
-    from hummingbird.probing import probe_evaluation
+    from hummingbird.probing import format_probe, probe_evaluation
     from hummingbird.settings import split_keywords
 
     for option in ("save_predictions", "plot"):
@@ -120,8 +158,9 @@ def _evaluate_probe(args) -> int:
                                args.train_split or DEFAULT_SPLITS[args.dataset][0],
                                args.split or DEFAULT_SPLITS[args.dataset][1], train_fileset=args.train_fileset,
                                fileset=args.fileset, num_classes=args.num_classes, clusters=args.clusters,
-                               epochs=args.probe_epochs, lr=args.probe_lr)
+                               epochs=args.probe_epochs, lr=args.probe_lr, max_images=args.max_images)
     write_json(args.out, payload)
+    print(format_probe(payload))
     print(f"\nwrote {args.out}")
     return 0
 
@@ -175,7 +214,7 @@ def cmd_neighbours(args) -> int:
 
     segmenter = Segmenter.load(args.bank, data_root=args.data_root, **_keywords(args))
     where = {"patch": _parse_pair(args.patch, "--patch")} if args.patch else {"point": _parse_pair(args.point, "--point")}
-    query = segmenter.query_neighbours(args.image, k=args.k, resize_mode=args.resize_mode, **where)
+    query = segmenter.query_neighbours(args.image, k=args.show, resize_mode=args.resize_mode, **where)
     picture = segmenter.figure(query)
     out = Path(args.out or f"{Path(args.image).stem}_r{query.row}c{query.col}_neighbours.png")
     save_image(picture, out)
@@ -193,11 +232,11 @@ def cmd_viewer(args) -> int:
 
     segmenter = Segmenter.load(args.bank, data_root=args.data_root, **_keywords(args))
     files = image_files(args.images)[: args.max_images]
-    queries = [(path.name, segmenter.query(path, resize_mode=args.resize_mode))
+    queries = [(path.name, segmenter.query(path, resize_mode=args.resize_mode, k=args.show))
                for path in tqdm(files, desc="viewer", disable=args.no_progress, unit="img")]
     out_dir = Path(args.out)
     page = write_viewer(out_dir, build_viewer_data(segmenter.memory_bank(), queries, segmenter.sources(),
-                                                   segmenter.palette, out_dir))
+                                                   segmenter.palette, out_dir, decoder_k=segmenter.search.k))
     print(f"wrote {page} ({len(queries)} images); open it in a browser, no server needed")
     return 0
 
@@ -221,11 +260,14 @@ def cmd_prepare_data(args) -> int:
 
     result = prepare_dataset(args.dataset, args.root, mirror=args.mirror, from_archive=args.from_archive or (),
                              checksums=read_checksums(args.checksums) if args.checksums else None,
-                             delete_archives=args.delete_archives, progress=not args.no_progress)
+                             delete_archives=args.delete_archives, progress=not args.no_progress,
+                             sbd=not args.no_sbd)
     for report in result.checks:
         print(report.format())
+    train = result.splits[0] if result.splits else DEFAULT_SPLITS[args.dataset][0]
+    splits = "" if train == DEFAULT_SPLITS[args.dataset][0] else f" --train-split {train} (build-memory: --split {train})"
     print(f"{args.dataset} {'prepared' if result.prepared_now else 'was already prepared'} in {result.data_root}; "
-          f"use --dataset {args.dataset} --data-root {result.data_root}")
+          f"use --dataset {args.dataset} --data-root {result.data_root}{splits}")
     if args.out:
         write_json(args.out, result.to_dict())
     return 0 if result.ok else 1
@@ -234,5 +276,5 @@ def cmd_prepare_data(args) -> int:
 def cmd_backbones(args) -> int:
     from hummingbird.models.presets import preset_table, preset_table_text
 
-    print(json.dumps(preset_table(), indent=1) if args.json else preset_table_text())
+    print(json.dumps(preset_table(), indent=1) if args.json else preset_table_text(wide=args.wide))
     return 0

@@ -15,6 +15,7 @@ from contextlib import ExitStack, contextmanager
 from typing import Iterator
 
 from hummingbird.cli.commands import (
+    check_inputs,
     cmd_backbones,
     cmd_build_memory,
     cmd_check_dataset,
@@ -23,9 +24,10 @@ from hummingbird.cli.commands import (
     cmd_prepare_data,
     cmd_segment,
     cmd_viewer,
+    resolve_defaults,
 )
 from hummingbird.cli.parser import build_parser
-from hummingbird.errors import HummingbirdError
+from hummingbird.errors import HummingbirdError, command_line_names
 
 COMMANDS = {"build-memory": cmd_build_memory, "evaluate": cmd_evaluate, "segment": cmd_segment,
             "neighbours": cmd_neighbours, "viewer": cmd_viewer, "check-dataset": cmd_check_dataset,
@@ -88,11 +90,13 @@ def _raise_terminated(signum, frame):
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    resolve_defaults(args)
     previous = signal.signal(signal.SIGTERM, _raise_terminated) if threading.current_thread() is threading.main_thread() else None
     if previous is not None:  # past `ulimit -f` a write fails with EFBIG, named in one line, instead of killing us
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     try:
-        with _output_locks(args):
+        with command_line_names(), _output_locks(args):
+            check_inputs(args)  # before torch is imported: a missing file is answered at once
             _data_root_from_cache(args)
             return COMMANDS[args.command](args)
     except HummingbirdError as exc:

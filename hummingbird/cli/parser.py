@@ -12,6 +12,7 @@ from fungi_dense.variants import VARIANTS
 from hummingbird import __version__
 from hummingbird.catalog import (
     DATASET_KINDS,
+    DEFAULT_BACKBONE,
     DEFAULT_RESIZE_MODE,
     POS_EMBED_RULES,
     PRESET_NAMES,
@@ -70,7 +71,8 @@ def _add_backbone_args(p: argparse.ArgumentParser, from_bank: bool) -> None:
     g.add_argument("--backbone", default=None,
                    help=f"preset ({', '.join(PRESET_NAMES)}) or timm:<model name>; default: "
                         + ("the bank's, else " if from_bank else "") + "$HUMMINGBIRD_BACKBONE, else told from an "
-                        "official weights file name")
+                        f"official weights file name, else {DEFAULT_BACKBONE} (with timm's pretrained or random "
+                        "weights)")
     g.add_argument("--weights", default=None,
                    help="local checkpoint (official DINO/DINOv2/DINOv3/MAE/CLIP .pth, timm .safetensors); "
                         f"'{RANDOM_WEIGHTS}' for a seeded random init; default: "
@@ -129,12 +131,16 @@ def _add_one_pass_resize_arg(p: argparse.ArgumentParser) -> None:
                         "square: squashed to input size² (as segment --resize-mode)")
 
 
-def _add_bank_query_args(p: argparse.ArgumentParser, k: int | None = None) -> None:
+def _add_bank_query_args(p: argparse.ArgumentParser, shown: int | None = None) -> None:
+    """Backbone, decoder and runtime options of a command that queries a bank; ``shown``: the default number of
+    neighbours shown (neighbours, viewer), whose ``--k`` is that number while ``--decoder-k`` is the decoder's."""
     _add_backbone_args(p, from_bank=True)
     p.add_argument("--fungi-support", default=None, help="FUNGI banks: support memory file (default: the bank's)")
-    _add_decoder_args(p)
-    if k is not None:
-        p.set_defaults(k=k)
+    if shown is not None:
+        p.add_argument("--k", dest="show", type=positive_int, default=shown, metavar="N",
+                       help="nearest memory patches shown per query patch (the label map drawn is segment's, "
+                            "with the decoder's --decoder-k)")
+    _add_decoder_args(p, k_flag="--decoder-k" if shown is not None else "--k")
     _add_runtime_args(p)
 
 
@@ -166,7 +172,7 @@ def _add_num_classes_arg(g) -> None:
                         "largest mask value + 1; voc: VOC's 21)")
 
 
-def _add_dataset_args(p: argparse.ArgumentParser, split_help: str) -> None:
+def _add_dataset_args(p: argparse.ArgumentParser, split_help: str, max_images_help: str) -> None:
     g = p.add_argument_group("dataset")
     g.add_argument("--dataset", choices=TASK_DATASET_KINDS, required=True,
                    help="dataset layout (see the docs' Data preparation; RGB-D layouts nyu and folder: --task depth)")
@@ -175,6 +181,7 @@ def _add_dataset_args(p: argparse.ArgumentParser, split_help: str) -> None:
                         f"data cache (${DATA_ENV}, else ~/.cache/hummingbird/data), prepared there first when absent "
                         f"({', '.join(PREPARED_DATASETS)})")
     g.add_argument("--split", default=None, help=split_help)
+    g.add_argument("--max-images", type=positive_int, default=None, metavar="N", help=max_images_help)
     _add_num_classes_arg(g)
 
 
@@ -220,9 +227,11 @@ def _add_memory_args(p: argparse.ArgumentParser, prefix: str = "", memory_size: 
                         "256); resumable; implied by an --out without .safetensors and by torchrun")
 
 
-def _add_decoder_args(p: argparse.ArgumentParser) -> None:
+def _add_decoder_args(p: argparse.ArgumentParser, k_flag: str = "--k") -> None:
     g = p.add_argument_group("decoder")
-    g.add_argument("--k", type=positive_int, default=SEARCH_DEFAULTS.k, help="neighbours per patch")
+    g.add_argument(k_flag, dest="k", type=positive_int, default=SEARCH_DEFAULTS.k, metavar="K",
+                   help="neighbours per patch the decoder's label distribution is computed from"
+                        + (" (segment's --k)" if k_flag != "--k" else ""))
     g.add_argument("--temperature", type=positive_float, default=SEARCH_DEFAULTS.temperature, help="softmax temperature τ > 0")
     g.add_argument("--index", default=None,
                    help="auto (exact search for small memories, clustered above 40k patches on CPU), exact, "
@@ -245,11 +254,16 @@ def _add_prepare_data_parser(sub) -> None:
                         "cityscapes: needs --from-archive (its download needs a login)")
     p.add_argument("--root", required=True, help="folder that receives the dataset (and downloads/)")
     p.add_argument("--mirror", default=None, metavar="URL",
-                   help="base URL replacing the official host of each archive (same paths below it)")
+                   help="base URL replacing the official host of each archive (same paths below it); file:///DIR "
+                        "reads a local copy in place")
     p.add_argument("--from-archive", nargs="+", default=None, metavar="PATH",
-                   help="archives already on disk (official file names), or folders holding them")
+                   help="archives already on disk (official file names), folders holding them, or folders they were "
+                        "extracted into (e.g. an extracted VOCdevkit/)")
     p.add_argument("--checksums", default=None, metavar="FILE",
                    help="replace official checksums: lines '<md5|sha1|sha256 hex>  <archive name>' (md5sum format)")
+    p.add_argument("--no-sbd", action="store_true",
+                   help="voc: VOC 2012 alone, its train and val splits, without SBD's 1.4 GB benchmark.tgz (no "
+                        "trainaug; evaluate with --train-split train; the docs' Getting started says which fits a protocol)")
     p.add_argument("--delete-archives", action="store_true", help="delete downloaded archives once prepared")
     p.add_argument("--out", default=None, help="also write the result and checks as JSON here")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
@@ -264,7 +278,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("build-memory", help="annotated images → memory bank file",
                        description="Encode a training split into a memory bank (.safetensors).")
-    _add_dataset_args(p, "training split (default: trainaug for voc, training for ade20k, train for folder)")
+    _add_dataset_args(p, "training split (default: trainaug for voc, training for ade20k, train for folder)",
+                      "use the split's first N images only, for a quick trial (default: all)")
     _add_memory_args(p)
     _add_protocol_preset_arg(p.add_argument_group("protocol"))
     _add_backbone_args(p, from_bank=False)
@@ -276,12 +291,19 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="memory bank + labelled split → mIoU JSON and per-class table",
                        description="Evaluate the Hummingbird decoder on a labelled split. Give --bank, or the memory "
                                    "is built first from --train-split (default: the dataset's training split).")
-    _add_dataset_args(p, "evaluation split (default: val for voc, validation for ade20k, val for folder)")
+    _add_dataset_args(p, "evaluation split (default: val for voc, validation for ade20k, val for folder)",
+                      "use the first N images of each split (evaluation, and training when the memory is built) "
+                      "only, for a quick trial (default: all)")
     p.add_argument("--bank", default=None, help="memory bank file from build-memory")
     p.add_argument("--train-split", default=None,
                    help="build the memory from this split instead of reading --bank (default without --bank: "
                         "trainaug for voc, training for ade20k, train for the others)")
-    p.add_argument("--save-bank", default=None, help="when the memory is built (no --bank): also write the bank here")
+    saving = p.add_mutually_exclusive_group()
+    saving.add_argument("--save-bank", default=None,
+                        help="when the memory is built (no --bank): where it is written for reuse with --bank "
+                             "(default: beside --out, <out>.bank.safetensors)")
+    saving.add_argument("--no-save-bank", action="store_true",
+                        help="when the memory is built: do not keep it (it is written beside --out otherwise)")
     _add_memory_args(p, prefix="train-", memory_size=PAPER_MEMORY_SIZE)
     p.add_argument("--fileset", default=None, help="evaluation " + FILESET_HELP)
     g = p.add_argument_group("protocol")
@@ -326,7 +348,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_task_args(p, "segment")
 
     p = sub.add_parser("neighbours", help="a query patch's nearest memory patches as one PNG",
-                       description="Show why a patch got its label: the query image (predicted labels at 50 %%, "
+                       description="Show why a patch got its label: the query image (predicted labels at 50 %, "
                                    "query patch outlined) and its k nearest memory patches as crops of their source "
                                    "images, with labels and similarities. Also writes the same as JSON.")
     p.add_argument("--bank", required=True, help="memory bank file from build-memory")
@@ -337,7 +359,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="PNG to write (default: <image>_r<row>c<col>_neighbours.png)")
     p.add_argument("--data-root", default=None, help="where the bank's source images are now (default: as built)")
     _add_one_pass_resize_arg(p)
-    _add_bank_query_args(p, k=8)
+    _add_bank_query_args(p, shown=8)
 
     p = sub.add_parser("viewer", help="static offline HTML page to explore patch neighbours",
                        description="Precompute every patch's neighbours for a few images and write a "
@@ -349,15 +371,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-images", type=positive_int, default=20, help="query images shown at most")
     p.add_argument("--data-root", default=None, help="where the bank's source images are now (default: as built)")
     _add_one_pass_resize_arg(p)
-    _add_bank_query_args(p, k=8)
+    _add_bank_query_args(p, shown=8)
 
     _add_prepare_data_parser(sub)
 
     p = sub.add_parser("backbones", help="list the backbone presets",
-                       description="Every backbone preset: timm model, patch size, feature width, depth, default "
-                                   "input size, normalisation, position rule and where the official weights come "
-                                   "from. Any other timm ViT works as --backbone timm:<model name>.")
-    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+                       description="Every backbone preset: patch size, feature width, depth, default input size, "
+                                   "position rule and where the weights come from (--wide: also the timm model, "
+                                   "normalisation and the weights' URLs). Any other timm ViT works as --backbone "
+                                   "timm:<model name>.")
+    out = p.add_mutually_exclusive_group()
+    out.add_argument("--json", action="store_true", help="print JSON instead of a table (every field, weights URLs)")
+    out.add_argument("--wide", action="store_true",
+                     help="the full table: timm model, normalisation, where the official weights are published "
+                          "(wider than 100 columns)")
 
     p = sub.add_parser("check-dataset", help="report every problem of a dataset and its class frequencies",
                        description="Scan images and masks for problems (missing pairs, unreadable files, size "

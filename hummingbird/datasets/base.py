@@ -19,7 +19,7 @@ import torch
 from PIL import Image
 
 from hummingbird.datasets.imageio import is_high_bit_depth, read_rgb_stored, stored_image
-from hummingbird.errors import DatasetError, Once, warn
+from hummingbird.errors import DatasetError, Once, option, warn
 from hummingbird.files.textfiles import read_lines
 
 IGNORE_INDEX = 255
@@ -152,7 +152,7 @@ def read_class_names(path: Path, num_classes: int | None = None) -> list[str]:
     if not names:
         raise DatasetError(f"{path}: lists no class names")
     if num_classes is not None and num_classes != len(names):
-        raise DatasetError(f"{path}: lists {len(names)} classes but --num-classes is {num_classes}")
+        raise DatasetError(f"{path}: lists {len(names)} classes but {option('num_classes')} is {num_classes}")
     if len(names) > IGNORE_INDEX:
         raise DatasetError(f"{path}: lists {len(names)} classes; masks hold at most {IGNORE_INDEX} (255 is ignored)")
     return names

@@ -21,7 +21,7 @@ import os
 import re
 from pathlib import Path
 
-from hummingbird.errors import DatasetError
+from hummingbird.errors import DatasetError, option
 
 SEEDS = (42, 400, 783, 1293, 4019)
 FRACTIONS = (8, 64, 128)
@@ -54,21 +54,21 @@ def resolve_fileset(spec: str | Path) -> Path:
     dataset, fraction, seed, whole = _NAME.match(str(spec)).groups()
     if whole:
         if dataset != "voc":
-            raise DatasetError(f"--fileset {spec}: only voc:full and voc:val are shipped; ADE20K's full "
+            raise DatasetError(f"{option('fileset', spec)}: only voc:full and voc:val are shipped; ADE20K's full "
                                f"training split is the default")
         relative = Path("voc") / ("full/trainaug.txt" if whole == "full" else "val.txt")
     else:
         if int(fraction) not in FRACTIONS:
-            raise DatasetError(f"--fileset {spec}: fraction 1/{fraction} is not shipped; use 1/8, 1/64 or 1/128")
+            raise DatasetError(f"{option('fileset', spec)}: fraction 1/{fraction} is not shipped; use 1/8, 1/64 or 1/128")
         if seed is None:
-            raise DatasetError(f"--fileset {spec} names {len(SEEDS)} file sets (seeds {', '.join(map(str, SEEDS))}); "
+            raise DatasetError(f"{option('fileset', spec)} names {len(SEEDS)} file sets (seeds {', '.join(map(str, SEEDS))}); "
                                f"add one, e.g. {spec}:{SEEDS[0]}")
         if int(seed) not in SEEDS:
-            raise DatasetError(f"--fileset {spec}: seed {seed} is not shipped; use one of "
+            raise DatasetError(f"{option('fileset', spec)}: seed {seed} is not shipped; use one of "
                                f"{', '.join(map(str, SEEDS))}")
         relative = Path(dataset) / f"1_div_{fraction}" / f"{_SPLIT_PREFIX[dataset]}_{fraction}_{seed}.txt"
     path = fileset_root() / relative
     if not path.is_file():
-        raise DatasetError(f"--fileset {spec}: {path} not found (the named file sets ship in the source tree's "
+        raise DatasetError(f"{option('fileset', spec)}: {path} not found (the named file sets ship in the source tree's "
                            f"data/filesets; set HUMMINGBIRD_FILESETS to a copy, or pass a path)")
     return path

@@ -34,8 +34,10 @@ def is_high_bit_depth(mode: str) -> bool:
     return mode.startswith("I;16") or mode in ("I", "F")
 
 
-def _eight_bit_scale(values: np.ndarray, mode: str, path: str | Path) -> float:
-    """Factor mapping ``values`` of a high-bit-depth image onto 0..255, or raise naming the file."""
+def _eight_bit_scale(values: np.ndarray, mode: str, path: str | Path, advice: str = "save it as an 8- or 16-bit image"
+                     ) -> float:
+    """Factor mapping ``values`` of a high-bit-depth image onto 0..255, or raise naming the file (``advice``:
+    what to do instead)."""
     if mode.startswith("I;16"):
         return 1 / 257
     low, high = (float(values.min()), float(values.max())) if values.size else (0.0, 0.0)
@@ -47,13 +49,45 @@ def _eight_bit_scale(values: np.ndarray, mode: str, path: str | Path) -> float:
         if low >= 0 and high <= 255:
             return 1.0
         raise DatasetError(f"{path}: float image with values in [{low:g}, {high:g}], neither [0, 1] nor [0, 255]; "
-                           f"save it as an 8- or 16-bit image")
+                           f"{advice}")
     if low >= 0 and high <= 255:
         return 1.0
     if low >= 0 and high <= 65535:
         return 1 / 257
-    raise DatasetError(f"{path}: 32-bit integer image with values in [{low:g}, {high:g}], outside 0..65535; "
-                       f"save it as an 8- or 16-bit image")
+    raise DatasetError(f"{path}: integer image with values in [{low:g}, {high:g}], outside 0..65535; {advice}")
+
+
+def array_to_rgb8(values: np.ndarray, what: str = "image") -> Image.Image:
+    """An image held in an array → 8-bit ``RGB`` by the rules image files are read with: ``(H, W, 3)`` or
+    ``(3, H, W)`` (channels last or first, told from the shape), ``(H, W)`` grayscale, 1 or 4 channels (alpha
+    dropped); uint8 as it is, 16-bit / larger integers and floats scaled as in :func:`to_rgb8` ([0, 1] × 255
+    or [0, 255] as it is). Anything else raises :class:`DatasetError` naming ``what``."""
+    array = np.asarray(values)
+    shape = tuple(array.shape)
+    if array.ndim == 3 and array.shape[-1] not in (1, 3, 4) and array.shape[0] in (1, 3, 4):
+        array = np.moveaxis(array, 0, -1)  # channels first (a torch layout) → channels last
+    if array.ndim == 3 and array.shape[-1] == 1:
+        array = array[..., 0]
+    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[-1] not in (3, 4)) or 0 in array.shape:
+        raise DatasetError(f"{what}: an array of shape {shape} is not an image; expected (H, W, 3) or (3, H, W) "
+                           f"RGB, (H, W) grayscale, or 4 channels (RGBA, alpha dropped)")
+    if array.ndim == 3:
+        array = array[..., :3]
+    if array.dtype == np.uint8:
+        pixels = array
+    elif array.dtype.kind in "fiu":
+        if array.dtype.kind == "f":
+            mode = "F"
+        else:
+            mode = "I;16" if array.dtype == np.uint16 else "I"
+        advice = ("give the image before normalisation (values in [0, 1] or [0, 255])" if mode == "F"
+                  else "give 8-bit or 16-bit values")
+        scale = _eight_bit_scale(array, mode, f"{what} ({array.dtype} array)", advice)
+        pixels = np.clip(np.round(array.astype(np.float64) * scale), 0, 255).astype(np.uint8)
+    else:
+        raise DatasetError(f"{what}: a {array.dtype} array is not an image; expected uint8, 16-bit integers or "
+                           f"floats in [0, 1] or [0, 255]")
+    return Image.fromarray(np.ascontiguousarray(pixels)).convert("RGB")
 
 
 def to_rgb8(image: Image.Image, path: str | Path = "image") -> Image.Image:

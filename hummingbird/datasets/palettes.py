@@ -1,8 +1,10 @@
-"""Colour palettes for label maps: the Pascal VOC and ADE20K standards, and a generated one for any class count."""
+"""Colour palettes for label maps: the Pascal VOC and ADE20K standards (by class index, or by class name for
+classes named as theirs), a user's own, and a generated one for any class count."""
 
 from __future__ import annotations
 
 import colorsys
+from typing import Sequence
 
 import numpy as np
 
@@ -51,15 +53,55 @@ def distinct_palette(n: int) -> np.ndarray:
     return (np.array(colours).reshape(n, 3) * 255).round().astype(np.uint8)
 
 
-def palette_for(dataset: str, num_classes: int) -> np.ndarray:
-    """Palette ``(256, 3)`` for a dataset; index 255 (ignore) is white."""
+def colours_by_name(class_names: Sequence[str]) -> np.ndarray | None:
+    """``(C, 3)`` colours of ``class_names`` when every name is a class of one known dataset (Pascal VOC,
+    ADE20K; in any order, any subset): each class gets that dataset's colour for it. ``None`` otherwise."""
+    from hummingbird.datasets.classes import ADE20K_CLASSES, VOC_CLASSES
+
+    names = [str(n) for n in class_names]
+    for known, colours in ((VOC_CLASSES, voc_palette), (ADE20K_CLASSES, ade20k_palette)):
+        if names and set(names) <= set(known):
+            table = colours()
+            return np.stack([table[known.index(n)] for n in names])
+    return None
+
+
+def checked_palette(colours, num_classes: int) -> np.ndarray:
+    """A palette given by a user: ``(C', 3)`` values 0..255 (``C' >= num_classes``; a list of RGB triples, an
+    array, or ``#rrggbb`` strings) → ``(num_classes, 3)`` uint8; :class:`ConfigError` naming ``palette=``."""
+    from hummingbird.errors import ConfigError, option
+
+    try:
+        rows = [tuple(int(c[i:i + 2], 16) for i in (1, 3, 5)) if isinstance(c, str) else c for c in colours]
+        array = np.asarray(rows, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{option('palette')}: not a list of RGB colours ({exc})") from None
+    if array.ndim != 2 or array.shape[1] != 3 or len(array) < num_classes:
+        raise ConfigError(f"{option('palette')}: expected ({num_classes}, 3) RGB values, one row per class; got shape "
+                          f"{array.shape}")
+    if not np.isfinite(array).all() or array.min() < 0 or array.max() > 255:
+        raise ConfigError(f"{option('palette')}: RGB values must be in 0..255")
+    return array[:num_classes].round().astype(np.uint8)
+
+
+def palette_for(dataset: str, num_classes: int, class_names: Sequence[str] | None = None,
+                colours=None) -> np.ndarray:
+    """Palette ``(256, 3)`` for a bank; index 255 (ignore) is white. The classes' colours: ``colours`` when
+    given (:func:`checked_palette`), else the known dataset's colour of each class name
+    (:func:`colours_by_name`), else VOC's colours by index for VOC-layout data, else generated distinct
+    colours."""
     palette = np.zeros((256, 3), dtype=np.uint8)
-    if dataset == "voc":
-        colours = voc_palette(num_classes)
+    named = colours_by_name(class_names) if class_names is not None else None
+    if colours is not None:
+        chosen = checked_palette(colours, num_classes)
+    elif named is not None and len(named) == num_classes:
+        chosen = named
+    elif dataset == "voc":
+        chosen = voc_palette(num_classes)
     elif dataset == "ade20k" and num_classes == 150:
-        colours = ade20k_palette()
+        chosen = ade20k_palette()
     else:
-        colours = distinct_palette(num_classes)
-    palette[:num_classes] = colours[:num_classes]
+        chosen = distinct_palette(num_classes)
+    palette[:num_classes] = chosen[:num_classes]
     palette[255] = 255
     return palette

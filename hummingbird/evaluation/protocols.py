@@ -20,7 +20,7 @@ import torch
 
 from hummingbird.datasets.base import IGNORE_INDEX, PairedTransform
 from hummingbird.datasets.transforms import MemoryAugment, OpenHbirdAugment
-from hummingbird.errors import ConfigError
+from hummingbird.errors import ConfigError, option
 from hummingbird.memory.patch_labels import patch_label_distributions
 from hummingbird.memory.sampling import class_balanced_selection, class_frequency_selection
 
@@ -100,5 +100,5 @@ PROTOCOLS = {
 def get_protocol(name: str) -> Protocol:
     """The preset called ``name``; :class:`ConfigError` listing the presets otherwise."""
     if name not in PROTOCOLS:
-        raise ConfigError(f"--protocol-preset {name!r}: choose from {', '.join(PROTOCOLS)}")
+        raise ConfigError(f"{option('protocol_preset', name)}: choose from {', '.join(PROTOCOLS)}")
     return PROTOCOLS[name]

@@ -14,7 +14,7 @@ from typing import Sequence
 import numpy as np
 
 from hummingbird.datasets.base import IGNORE_INDEX, SegmentationDataset
-from hummingbird.errors import ConfigError
+from hummingbird.errors import ConfigError, option
 from hummingbird.evaluation.metrics import ConfusionMatrix
 from hummingbird.files.atomic import make_folder, save_image
 from hummingbird.pipeline import predictions
@@ -29,7 +29,7 @@ def check_prediction_dir(dataset: SegmentationDataset, out_dir: str | Path) -> N
     for sample in dataset.samples:
         for target in (out_dir / f"{sample.id}.png", out_dir / f"{sample.id}_overlay.png"):
             if target.resolve() in inputs:
-                raise ConfigError(f"{target}: --save-predictions would write over the dataset file "
+                raise ConfigError(f"{target}: {option('save_predictions')} would write over the dataset file "
                                   f"{inputs[target.resolve()]}; choose another folder")
 
 

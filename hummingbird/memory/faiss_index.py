@@ -6,7 +6,7 @@ import faiss
 import numpy as np
 import torch
 
-from hummingbird.errors import ConfigError
+from hummingbird.errors import ConfigError, option
 
 EXACT = "Flat"
 
@@ -32,7 +32,7 @@ class NeighbourIndex:
         try:
             index = faiss.index_factory(dim, spec, faiss.METRIC_INNER_PRODUCT)
         except RuntimeError as exc:
-            raise ConfigError(f"--index {spec!r} is not a faiss factory string for dimension {dim} "
+            raise ConfigError(f"{option('index', spec)} is not a faiss factory string for dimension {dim} "
                               f"({str(exc).splitlines()[-1] if str(exc) else exc})") from exc
         self.dim, self.spec, self.nprobe = dim, spec, nprobe
         self.train_size, self.seed, self.refine = train_size, seed, refine

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import warnings
 
 import faiss
 import numpy as np
@@ -86,9 +87,13 @@ def default_nprobe(nlist: int) -> int:
 
 
 def as_float_tensor(rows) -> torch.Tensor:
-    """A tensor or (memory-mapped) array ``(n, D)`` → float32 tensor (a view when already float32)."""
+    """A tensor or (memory-mapped) array ``(n, D)`` → float32 tensor (a view when already float32; the
+    view of a read-only memory map is only read, so torch's "array is not writable" warning is not shown)."""
     if not isinstance(rows, torch.Tensor):
-        rows = torch.from_numpy(np.asarray(rows, dtype=np.float32))
+        array = np.asarray(rows, dtype=np.float32)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="The given NumPy array is not writable", category=UserWarning)
+            rows = torch.from_numpy(array)
     return rows.float()
 
 
@@ -329,10 +334,10 @@ class ClusteredSearch:
         self.offsets = torch.cat([counts.new_zeros(1), counts.cumsum(0)]).tolist()
         stored = torch.float16 if _is_half(self.chunks[0]) else torch.float32
         if not fits_on_device(total * self.dim * stored.itemsize, self.device):
-            from hummingbird.errors import ConfigError
+            from hummingbird.errors import ConfigError, option
 
-            raise ConfigError(f"--index clustered: {total:,} x {self.dim} memory features do not fit on {self.device}; "
-                              f"use --index exact (streams them block by block) or auto")
+            raise ConfigError(f"{option('index', CLUSTERED_SEARCH)}: {total:,} x {self.dim} memory features do not fit on {self.device}; "
+                              f"use {option('index', EXACT_SEARCH)} (streams them block by block) or auto")
         # (N, D) in the stored dtype, partition after partition
         self.features = RowGather(self.chunks).gather(self.order.cpu(), stored).to(self.device)
         self.positions = torch.arange(len(self.features), device=self.device)

@@ -2,31 +2,41 @@
 
 Searches that are trained — the clustered search's partitions (k-means centroids ``(nlist, D)`` and
 each row's partition ``(N,)``) and approximate faiss indexes (``IVF…``, ``HNSW…``: the serialised
-index) — are written to ``<bank>.index/<search>.safetensors`` with the checksum of the bank they were
-built for. Exact searches train nothing and are not stored. A stored index whose checksum differs
-from its bank's (the bank was rebuilt or grown) is stale: it is rebuilt, with a message, and replaced.
-Writes are atomic; a bank folder that cannot be written to still works (the index is then rebuilt
-each time, with a message saying why).
+index) — are written to ``<bank>.index/<search>.safetensors`` with
+
+* the checksum of the bank's content they were built for: a saved bank's tensor checksum; a sharded
+  bank's shards' own checksums, in order (:meth:`~hummingbird.memory.shards.ShardedBank.content_checksum`),
+  so a bank rebuilt in place from other images is never searched with the old index, whatever its
+  manifest says;
+* a BLAKE2b checksum of the index's own tensors, verified before the index is used.
+
+Exact searches train nothing and are not stored. A stored index built for another version of the bank
+is stale: it is rebuilt (a note when asked for) and replaced. A damaged one — a checksum that
+does not match, an unreadable file, partitions that do not fit the bank — is named in a warning and
+rebuilt, never used. Writes are atomic; a bank folder that cannot be written to still works (the index
+is then rebuilt each time, with a warning saying why).
 """
 
 from __future__ import annotations
 
-import hashlib
 import re
-import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from hummingbird.errors import BankError
+from hummingbird.errors import BankError, note, warn
 from hummingbird.files.tensorfile import read_tensor_file, write_tensor_file
-from hummingbird.memory.bank import MemoryBank
+from hummingbird.memory.bank import MemoryBank, tensors_checksum
 from hummingbird.memory.faiss_index import EXACT as FAISS_EXACT
 from hummingbird.memory.search import CLUSTERED_SEARCH, EXACT_SEARCH, ClusteredSearch
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the index's own checksum; a sharded bank identified by its shards' checksums
 KEY = "hummingbird_search_index"
+
+
+class DamagedIndex(Exception):
+    """A stored index that cannot be trusted (message: why)."""
 
 
 def index_folder(bank_path: str | Path) -> Path:
@@ -36,12 +46,11 @@ def index_folder(bank_path: str | Path) -> Path:
 
 
 def bank_checksum(bank) -> str | None:
-    """The checksum that identifies a bank's rows: a saved bank's tensor checksum; a sharded bank's
-    manifest (its shard list and row counts; shards are written once)."""
+    """The checksum that identifies a bank's rows: a saved bank's tensor checksum; a sharded bank's shards'
+    own checksums (:meth:`~hummingbird.memory.shards.ShardedBank.content_checksum`)."""
     if isinstance(bank, MemoryBank):
         return bank.metadata.get("checksum")
-    manifest = Path(bank.directory) / "manifest.json"
-    return "blake2b:" + hashlib.blake2b(manifest.read_bytes(), digest_size=32).hexdigest()
+    return bank.content_checksum()
 
 
 def is_stored(spec: str) -> bool:
@@ -59,7 +68,10 @@ def index_file(bank_path: str | Path, spec: str, seed: int, train_size: int) -> 
 
 
 def save_index(index, path: Path, checksum: str, rows: int) -> bool:
-    """Write a trained search atomically; ``False`` (with a message) when the folder is not writable."""
+    """Write a trained search atomically with its own checksum; ``False`` (with a warning) when the folder
+    is not writable."""
+    from hummingbird.errors import OutputError
+
     meta = {"format_version": FORMAT_VERSION, "bank_checksum": checksum, "rows": rows}
     if isinstance(index, ClusteredSearch):
         tensors, meta["kind"] = index.state(), CLUSTERED_SEARCH
@@ -70,44 +82,56 @@ def save_index(index, path: Path, checksum: str, rows: int) -> bool:
             return False
         tensors = {"faiss": torch.from_numpy(faiss.serialize_index(index.index).copy())}
         meta.update(kind="faiss", spec=index.spec)
+    meta["index_checksum"] = tensors_checksum(tensors)
     try:
         write_tensor_file(path, tensors, KEY, meta)
-    except OSError as exc:
-        print(f"note: cannot store the search index at {path} ({exc.strerror or exc}); it will be rebuilt "
-              f"next time", file=sys.stderr)
+    except (OSError, OutputError) as exc:
+        warn(f"cannot store the search index at {path} ({getattr(exc, 'strerror', None) or exc}); it will be "
+             f"trained again next time")
         return False
     return True
 
 
-def read_index(path: Path, checksum: str, rows: int) -> tuple[dict | None, str | None]:
-    """``(tensors, None)`` of a stored search that fits the bank, else ``(None, why not)``."""
+def read_index(path: Path, checksum: str, rows: int) -> tuple[dict | None, str | None, bool]:
+    """``(tensors, None, False)`` of a stored search that fits the bank, else ``(None, why not, damaged)``:
+    ``damaged`` when the file cannot be trusted, not when it is merely stale."""
     if not path.is_file():
-        return None, None
+        return None, None, False
     try:
         tensors, meta = read_tensor_file(path, KEY, "search index")
     except BankError as exc:
-        return None, f"unreadable ({exc})"
+        return None, f"unreadable ({exc})", True
+    if meta.get("format_version") != FORMAT_VERSION or "index_checksum" not in meta:
+        return None, "stale (written by an earlier version, without a checksum of its own)", False
     if meta.get("bank_checksum") != checksum or meta.get("rows") != rows:
-        return None, "stale (built for another version of the bank)"
-    return tensors, None
+        return None, "stale (built for another version of the bank)", False
+    if tensors_checksum(tensors) != meta["index_checksum"]:
+        return None, "damaged (its contents do not match their checksum)", True
+    return tensors, None, False
 
 
 def load_or_build(bank, bank_path: str | Path | None, spec: str, build, seed: int = 0, train_size: int = 262_144,
                   device: str | torch.device = "cpu", nprobe: int | None = None, use_gpu: bool | str = "auto",
-                  refine: int = 1):
+                  refine: int = 1, verbose: bool = False):
     """The search ``spec`` over ``bank`` (saved at ``bank_path``): read from the bank's index folder when
-    stored there for this very bank, else ``build()`` and store it. Exact searches are just built."""
+    stored there for this very bank and intact, else ``build()`` and store it. Exact searches are just
+    built. ``verbose``: notes on stderr when an index is trained (a damaged one is always warned of)."""
     checksum = bank_checksum(bank) if bank_path is not None else None
     if not is_stored(spec) or checksum is None:
         return build()
     path = index_file(bank_path, spec, seed, train_size)
-    tensors, problem = read_index(path, checksum, len(bank))
+    tensors, problem, damaged = read_index(path, checksum, len(bank))
     if tensors is not None:
-        return _restore(bank, spec, tensors, device, nprobe, seed, use_gpu, refine)
-    if problem:
-        print(f"search index {path} is {problem}; rebuilding it", file=sys.stderr)
+        try:
+            return _restore(bank, spec, tensors, device, nprobe, seed, use_gpu, refine)
+        except DamagedIndex as exc:
+            problem, damaged = f"damaged ({exc})", True
+    if damaged:
+        warn(f"search index {path} is {problem}; rebuilding it")
+    elif problem:
+        note(f"search index {path} is {problem}; rebuilding it", verbose)
     else:
-        print(f"training the {spec} search of {len(bank):,} patches once; stored in {path.parent}", file=sys.stderr)
+        note(f"training the {spec} search of {len(bank):,} patches once; stored in {path.parent}", verbose)
     index = build()
     save_index(index, path, checksum, len(bank))
     return index
@@ -121,10 +145,18 @@ def store(index, bank, bank_path: str | Path, spec: str, seed: int = 0, train_si
 
 
 def _restore(bank, spec: str, tensors: dict, device, nprobe, seed, use_gpu, refine):
+    """The stored search over ``bank``; :class:`DamagedIndex` when its tensors do not fit the bank."""
     chunks = [bank.features] if isinstance(bank, MemoryBank) else list(bank.feature_chunks())
     if spec == CLUSTERED_SEARCH:
-        return ClusteredSearch(chunks, device, nprobe=nprobe, seed=seed, centroids=tensors["centroids"],
-                               assignment=tensors["assignment"])
+        centroids, assignment = tensors.get("centroids"), tensors.get("assignment")
+        if centroids is None or assignment is None:
+            raise DamagedIndex("centroids or partition numbers missing")
+        if centroids.ndim != 2 or centroids.shape[1] != bank.dim or not bool(torch.isfinite(centroids).all()):
+            raise DamagedIndex(f"centroids of shape {tuple(centroids.shape)} for {bank.dim}-d features")
+        if assignment.shape != (len(bank),) or assignment.is_floating_point() or (
+                len(assignment) and not (0 <= int(assignment.min()) and int(assignment.max()) < len(centroids))):
+            raise DamagedIndex(f"partition numbers outside 0..{len(centroids) - 1} or not one per row")
+        return ClusteredSearch(chunks, device, nprobe=nprobe, seed=seed, centroids=centroids, assignment=assignment)
     import faiss
 
     from hummingbird.memory.faiss_index import NeighbourIndex
@@ -132,6 +164,11 @@ def _restore(bank, spec: str, tensors: dict, device, nprobe, seed, use_gpu, refi
 
     index = NeighbourIndex(bank.dim, spec, nprobe=64 if nprobe is None else nprobe, use_gpu=False, seed=seed,
                            refine=refine)
-    index.index = faiss.deserialize_index(np.ascontiguousarray(tensors["faiss"].numpy()))
+    try:
+        index.index = faiss.deserialize_index(np.ascontiguousarray(tensors["faiss"].numpy()))
+    except (KeyError, RuntimeError) as exc:
+        raise DamagedIndex(f"faiss cannot read it: {str(exc).splitlines()[-1] if str(exc) else exc}") from None
+    if index.index.ntotal != len(bank) or index.index.d != bank.dim:
+        raise DamagedIndex(f"{index.index.ntotal} rows of {index.index.d} dims for a bank of {len(bank)} x {bank.dim}")
     index._set_search_params()
     return index.keep_raw(bank.features if isinstance(bank, MemoryBank) else RowGather(chunks))

@@ -14,6 +14,7 @@ raw arrays), so index training, filling and label look-ups never hold the whole 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import struct
 from pathlib import Path
@@ -39,12 +40,28 @@ MANIFEST = "manifest.json"
 _NUMPY_DTYPES = {"F32": np.float32, "F16": np.float16, "I32": np.int32, "I64": np.int64, "U8": np.uint8}
 
 
+def read_header(path: str | Path) -> tuple[dict, int]:
+    """The JSON header of a ``.safetensors`` file (tensor names, dtypes, shapes, offsets, ``__metadata__``)
+    and its length in bytes (the tensors start 8 bytes after it)."""
+    with open(path, "rb") as handle:
+        (header_len,) = struct.unpack("<Q", handle.read(8))
+        return json.loads(handle.read(header_len)), header_len
+
+
+def shard_checksum(path: str | Path) -> str | None:
+    """The tensor checksum a shard (an ordinary bank file) recorded when it was written (read from its
+    header, no tensor read); ``None`` when it has none."""
+    try:
+        record = json.loads(read_header(path)[0].get("__metadata__", {}).get("hummingbird", "{}"))
+    except (OSError, ValueError, struct.error):
+        return None
+    return record.get("checksum")
+
+
 def mmap_tensors(path: str | Path) -> dict[str, np.ndarray]:
     """Read-only memory maps of every tensor of a ``.safetensors`` file (no copy into RAM)."""
     path = Path(path)
-    with open(path, "rb") as handle:
-        (header_len,) = struct.unpack("<Q", handle.read(8))
-        header = json.loads(handle.read(header_len))
+    header, header_len = read_header(path)
     out = {}
     for name, info in header.items():
         if name == "__metadata__":
@@ -112,6 +129,16 @@ class ShardedBank:
 
     def __len__(self) -> int:
         return len(self.labels)
+
+    def content_checksum(self) -> str:
+        """BLAKE2b over the shards in order: each one's file name, rows and its own tensor checksum (recorded
+        when it was written). Identifies the bank's rows: a shard rebuilt from other images changes it,
+        even where the manifest comes out byte for byte the same."""
+        digest = hashlib.blake2b(digest_size=32)
+        for path, features in zip(self.shard_files, self._features):
+            checksum = shard_checksum(path) or f"size:{path.stat().st_size}:mtime:{path.stat().st_mtime_ns}"
+            digest.update(f"{path.name}\0{len(features)}\0{checksum}\n".encode())
+        return "blake2b:" + digest.hexdigest()
 
     @property
     def dim(self) -> int:

@@ -20,13 +20,14 @@ import torch
 from einops import rearrange
 from torch import nn
 
-from hummingbird.catalog import DEFAULT_INPUT_SIZE, RANDOM_WEIGHTS  # noqa: F401 (RANDOM_WEIGHTS re-exported)
-from hummingbird.errors import CheckpointError, ConfigError, WeightsUnavailableError
+from hummingbird.catalog import DEFAULT_BACKBONE, DEFAULT_INPUT_SIZE, RANDOM_WEIGHTS  # noqa: F401 (re-exported)
+from hummingbird.errors import ConfigError, WeightsUnavailableError, option
+from hummingbird.files.paths import require_weights, weights_from_environment
 from hummingbird.models.checkpoints import check_finite_state, file_sha256, load_into_model
 from hummingbird.models.dinov3 import use_official_rope_periods
 from hummingbird.models.pos_embed import install_position_rule, native_position_rule
 from hummingbird.models.precision import FP32, autocast, checked_precision, resolve_precision
-from hummingbird.models.presets import PRESETS, Preset, preset_from_filename  # noqa: F401 (re-exported)
+from hummingbird.models.presets import PRESETS, Preset, preset_from_filename, weights_hint  # noqa: F401
 
 
 class PatchEncoder(nn.Module):
@@ -59,12 +60,12 @@ class PatchEncoder(nn.Module):
         requested = [layer] if isinstance(layer, int) else list(layer)
         bad = [i for i in requested if not -depth <= i < depth]
         if bad or not requested:
-            raise ConfigError(f"--layer/--layers {' '.join(map(str, bad or requested))} is out of range for {name} "
+            raise ConfigError(f"{option('layer', bad or requested)} is out of range for {name} "
                               f"with {depth} blocks")
         self.model = model.eval().requires_grad_(False)
         self.layers = tuple(i % depth for i in requested)
         if len(set(self.layers)) != len(self.layers):
-            raise ConfigError(f"--layers {' '.join(map(str, requested))} names a block of {name} twice")
+            raise ConfigError(f"{option('layer', requested)} names a block of {name} twice")
         self.name = name
         self.weights_id = weights_id
         self.weights_file = weights_file
@@ -95,6 +96,8 @@ class PatchEncoder(nn.Module):
     def compiled(self) -> "PatchEncoder":
         """This encoder with its inference forward run through ``torch.compile`` (compiled once per
         input shape on first use; FUNGI's backward pass stays eager). Returns ``self``."""
+        if not torch.cuda.is_available():
+            _import_quietly("torch.utils.cpp_extension")  # its import logs "No CUDA runtime is found" on a CPU
         self.compiled_tokens = torch.compile(self.tokens_from_normalised, dynamic=False)
         return self
 
@@ -116,7 +119,7 @@ class PatchEncoder(nn.Module):
             suggestion = max(p, round(max(height, width) / p) * p)
             raise ConfigError(
                 f"input size {height}x{width} is not a multiple of {self.name}'s patch size {p} "
-                f"(try --input-size {suggestion})"
+                f"(try {option('input_size', suggestion)})"
             )
 
     def normalise(self, images: torch.Tensor) -> torch.Tensor:
@@ -202,6 +205,21 @@ def default_normalisation(name: str, model: nn.Module) -> tuple[tuple, tuple]:
     return tuple(cfg.get("mean", (0.485, 0.456, 0.406))), tuple(cfg.get("std", (0.229, 0.224, 0.225)))
 
 
+def _import_quietly(module: str) -> None:
+    """Import ``module`` with its logger's warnings held back (messages about hardware this run does not
+    use, such as torch's "No CUDA runtime is found" when ``torch.compile`` runs on a CPU)."""
+    import importlib
+    import logging
+
+    logger = logging.getLogger(module)
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        importlib.import_module(module)
+    finally:
+        logger.setLevel(level)
+
+
 def resolve_timm_name(name: str) -> str:
     """Preset name or ``timm:<model_name>`` → a timm model name (with pretrained tag)."""
     if name in PRESETS:
@@ -271,8 +289,7 @@ def _create(timm_name: str, kwargs: dict) -> nn.Module:
 def _create_pretrained(name: str, timm_name: str, kwargs: dict) -> nn.Module:
     """timm's pretrained weights: from the local Hugging Face cache without touching the network, else
     downloaded when the hub answers; offline, one clear error within about two seconds (no retries)."""
-    hint = (f"pass a local checkpoint with --weights PATH (official DINO/DINOv2/DINOv3/MAE/CLIP .pth or timm "
-            f".safetensors for {timm_name}), or set HUMMINGBIRD_WEIGHTS")
+    hint = f"{weights_hint(name)} (or set HUMMINGBIRD_WEIGHTS)"
     cached = _cached_weights(timm_name)
     if cached is not None:
         try:
@@ -338,18 +355,16 @@ def _hub_unreachable(timeout: float = 1.5) -> str | None:
 
 def resolve_backbone(name: str | None, weights: str | Path | None) -> tuple[str, str | Path | None]:
     """Fill a missing backbone name or weights path from ``HUMMINGBIRD_BACKBONE`` /
-    ``HUMMINGBIRD_WEIGHTS`` and from official weight file names; checks the file exists."""
-    weights = weights if weights is not None else os.environ.get("HUMMINGBIRD_WEIGHTS") or None
-    if weights is not None and str(weights) != RANDOM_WEIGHTS and Path(weights).is_dir():
-        inside = sorted(p.name for p in Path(weights).iterdir() if p.suffix in (".pth", ".pt", ".bin", ".safetensors"))
-        listed = f"; it holds {', '.join(inside[:5])}{' ...' if len(inside) > 5 else ''}" if inside else ""
-        raise CheckpointError(f"{weights}: --weights is a folder, not a weights file; give the checkpoint file "
-                              f"itself{listed}")
+    ``HUMMINGBIRD_WEIGHTS`` and from official weight file names; checks the file exists. Without a weights
+    file (timm's pretrained weights, or ``random``) the backbone defaults to
+    :data:`~hummingbird.catalog.DEFAULT_BACKBONE`; a file whose name tells no backbone needs one."""
+    weights = require_weights(weights_from_environment(weights))
     name = name or os.environ.get("HUMMINGBIRD_BACKBONE") or (preset_from_filename(weights) if weights else None)
+    if name is None and (weights is None or str(weights) == RANDOM_WEIGHTS):
+        name = DEFAULT_BACKBONE
     if name is None:
-        raise ConfigError("--backbone is required (it could not be told from the weights file name)")
-    if weights is not None and str(weights) != RANDOM_WEIGHTS and not Path(weights).is_file():
-        raise CheckpointError(f"{weights}: weights file not found")
+        raise ConfigError(f"{option('backbone')} is required (it could not be told from the weights file name "
+                          f"{Path(weights).name}; hummingbird backbones lists the presets)")
     return name, weights
 
 

@@ -156,6 +156,62 @@ def _check_registers(state: dict[str, torch.Tensor], model: nn.Module, path: Pat
                               f"{'registers (_reg)' if have else 'no-registers'} checkpoint?")
 
 
+def _block_count(keys) -> int:
+    found = {int(k.split(".")[1]) for k in keys if k.startswith("blocks.") and k.split(".")[1].isdigit()}
+    return max(found) + 1 if found else 0
+
+
+def _layout(state: dict[str, torch.Tensor]) -> dict | None:
+    """What a checkpoint's tensors say about its ViT: patch size, width, depth, learned position grid (side
+    of positions), register/storage tokens; ``None`` when it has no ``patch_embed.proj.weight``."""
+    patch = state.get("patch_embed.proj.weight")
+    if patch is None or patch.ndim != 4:
+        return None
+    grid = state.get("pos_embed")
+    register = next((k for k in _REGISTER_KEYS if k in state), None)
+    return {"patch": int(patch.shape[-1]), "width": int(patch.shape[0]), "depth": _block_count(state),
+            "grid": None if grid is None or grid.numel() == 0 else int(grid.shape[-2]),
+            "registers": 0 if register is None else int(state[register].shape[-2])}
+
+
+def _describe(layout: dict) -> str:
+    positions = (f"a learned position grid ({layout['grid']} positions, as DINO, DINOv2, MAE, CLIP)" if layout["grid"]
+                 else "rotary positions (as DINOv3), no learned grid")
+    tokens = f", {layout['registers']} register/storage tokens" if layout["registers"] else ", no register tokens"
+    return (f"a ViT with {positions}, patch {layout['patch']}, width {layout['width']}, {layout['depth']} blocks"
+            f"{tokens}")
+
+
+def _fitting_presets(layout: dict) -> list[str]:
+    """Presets whose architecture has the checkpoint's patch size, width, depth and kind of positions."""
+    from hummingbird.models.presets import PRESETS
+
+    learned = layout["grid"] is not None
+    return [name for name, p in PRESETS.items()
+            if (p.patch_size, p.embed_dim, p.depth) == (layout["patch"], layout["width"], layout["depth"])
+            and (p.position in ("official", "timm")) == learned and (("_reg" in name) == bool(layout["registers"])
+                                                                       or p.family not in ("dino", "dinov2"))]
+
+
+def _check_family(state: dict[str, torch.Tensor], model: nn.Module, path: Path) -> None:
+    """Refuse, naming both architectures, a checkpoint of another family than the model (e.g. DINOv2 weights
+    given to a DINOv3 preset: a learned position grid where the model has rotary positions, another patch
+    size), before the narrower checks whose words would point elsewhere (register tokens, key names)."""
+    if isinstance(model, naflexvit.NaFlexVit):
+        return
+    have = _layout(state)
+    own = _layout(model.state_dict())
+    if have is None or own is None:
+        return
+    if (have["grid"] is None) == (own["grid"] is None) and have["patch"] == own["patch"]:
+        return
+    fitting = _fitting_presets(have)
+    hint = (f"choose the backbone it belongs to ({', '.join(fitting[:4])})" if fitting
+            else "choose a backbone of its architecture")
+    raise CheckpointError(f"{path}: weights of another model family: the checkpoint is {_describe(have)}; this "
+                          f"backbone is {_describe(own)}; give it a checkpoint of its own family, or {hint}")
+
+
 def load_into_model(model: nn.Module, path: str | Path) -> None:
     """Load a checkpoint file into ``model`` in place, strictly on the backbone's parameters.
 
@@ -165,6 +221,7 @@ def load_into_model(model: nn.Module, path: str | Path) -> None:
     """
     path = Path(path)
     state = read_state_dict(path)
+    _check_family(state, model, path)
     _check_registers(state, model, path)
     periods = None
     try:

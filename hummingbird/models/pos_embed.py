@@ -26,7 +26,7 @@ from timm.models.vision_transformer import VisionTransformer
 from torch import nn
 
 from hummingbird.catalog import POS_EMBED_RULES as RULES
-from hummingbird.errors import ConfigError
+from hummingbird.errors import ConfigError, option
 
 
 def official_resample(grid: torch.Tensor, height: int, width: int) -> torch.Tensor:
@@ -68,7 +68,7 @@ def _pos_embed_official(self: VisionTransformer, x: torch.Tensor) -> torch.Tenso
 def use_pos_embed_rule(model: VisionTransformer, rule: str) -> None:
     """Make ``model`` (built with ``dynamic_img_size=True``) resample its position embeddings by ``rule``."""
     if rule not in RULES:
-        raise ConfigError(f"--pos-embed {rule!r}: choose from {', '.join(RULES)}")
+        raise ConfigError(f"{option('pos_embed', rule)}: choose from {', '.join(RULES)}")
     if model.pos_embed is None or not model.dynamic_img_size:
         raise ConfigError("position-embedding rules apply to ViTs with learned position embeddings built with "
                           "dynamic_img_size=True")
@@ -106,7 +106,7 @@ def install_position_rule(model: nn.Module, requested: str | None, default: str)
         use_pos_embed_rule(model, requested or default)
         return model.pos_embed_rule
     if requested not in (None, native):
-        raise ConfigError(f"--pos-embed {requested}: resampling rules apply to ViTs whose only position signal is a "
+        raise ConfigError(f"{option('pos_embed', requested)}: resampling rules apply to ViTs whose only position signal is a "
                           f"learned grid; this {type(model).__name__} uses {native!r} positions")
     model.pos_embed_rule = native
     return native

@@ -91,9 +91,9 @@ def processor() -> dict:
 def checked_precision(requested: str) -> str:
     """``requested`` if it is one of :data:`PRECISIONS`; else :class:`~hummingbird.errors.ConfigError`."""
     if requested not in PRECISIONS:
-        from hummingbird.errors import ConfigError
+        from hummingbird.errors import ConfigError, option
 
-        raise ConfigError(f"--precision {requested!r}: choose from {', '.join(PRECISIONS)}")
+        raise ConfigError(f"{option('precision', requested)}: choose from {', '.join(PRECISIONS)}")
     return requested
 
 
@@ -103,7 +103,7 @@ def resolve_precision(requested: str | None, device) -> str:
     that would emulate it."""
     import torch
 
-    from hummingbird.errors import ConfigError
+    from hummingbird.errors import ConfigError, option
 
     requested = checked_precision(requested or AUTO)
     device = torch.device(device)
@@ -113,7 +113,7 @@ def resolve_precision(requested: str | None, device) -> str:
             return BF16 if torch.cuda.is_bf16_supported() else FP16
         return BF16 if device.type == "cpu" and CPU_AUTO_BF16 and cpu_has_native_bf16() else FP32
     if requested == FP16 and device.type == "cpu" and not cpu_has_native_fp16():
-        raise ConfigError("--precision fp16: this CPU has no native float16 matrix products (AMX-FP16) and "
+        raise ConfigError(f"{option('precision', 'fp16')}: this CPU has no native float16 matrix products (AMX-FP16) and "
                           "would emulate them hundreds of times slower; use bf16 or fp32")
     return requested
 

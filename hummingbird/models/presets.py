@@ -190,17 +190,84 @@ def preset_from_filename(path: str | Path) -> str | None:
     return None
 
 
+_DINOV3_REQUEST = "https://github.com/facebookresearch/dinov3 (download links sent on request, DINOv3 License)"
+
+
+def official_download(name: str) -> str | None:
+    """Where Meta publishes a preset's official checkpoint (a direct URL for DINO, DINOv2 and MAE; the page
+    to request DINOv3's links), else ``None``."""
+    preset = PRESETS.get(name)
+    if preset is None or not preset.official_files:
+        return None
+    file = preset.official_files[0]
+    if preset.family == "dino":
+        return f"https://dl.fbaipublicfiles.com/dino/{file}/{file}.pth"
+    if preset.family == "dinov2":
+        return f"https://dl.fbaipublicfiles.com/dinov2/{file.split('_reg4')[0].removesuffix('_pretrain')}/{file}.pth"
+    if preset.family == "mae":
+        return f"https://dl.fbaipublicfiles.com/mae/pretrain/{file}.pth"
+    if preset.family == "dinov3":
+        return _DINOV3_REQUEST
+    return None
+
+
+def timm_download(timm_name: str) -> str:
+    """The Hugging Face page of timm's weights for a timm model name (``model.safetensors`` there)."""
+    return f"https://huggingface.co/timm/{timm_name}"
+
+
+def weights_hint(name: str) -> str:
+    """Where a backbone's weights are published and the setting that uses the downloaded file (``--weights
+    FILE`` on the command line, ``weights='FILE'`` from Python), for messages when no pretrained weights can
+    be obtained."""
+    from hummingbird.errors import option
+
+    preset = PRESETS.get(name)
+    timm_name = preset.timm_name if preset else name.removeprefix("timm:")
+    official, timm_page = official_download(name), timm_download(timm_name)
+    if official and official.startswith("https://dl."):
+        return (f"download the official checkpoint {official} (or timm's model.safetensors from {timm_page}) where "
+                f"you are online, then give it: {option('weights', official.rsplit('/', 1)[1])}")
+    if official:
+        return (f"request the official checkpoint at {official} (or take timm's model.safetensors from "
+                f"{timm_page}), then give it: {option('weights', 'FILE.pth', raw=True)}")
+    return (f"download timm's model.safetensors from {timm_page} where you are online, then give it: "
+            f"{option('backbone', name)} {option('weights', 'model.safetensors')}")
+
+
+# Where each family's weights come from, in a few words (the narrow ``hummingbird backbones`` table).
+_SHORT_SOURCE = {"dino": "Meta .pth; HF timm", "dinov2": "Meta .pth; HF timm", "dinov3": "Meta on request; HF (gated)",
+                 "eupe": "Meta, non-commercial; HF timm", "pe": "Meta, Apache-2.0; HF timm",
+                 "siglip2": "Google, Apache-2.0; HF timm", "c-radio": "NVIDIA Open Model Lic.; HF timm",
+                 "clip": "OpenAI, MIT; HF timm", "mae": "Meta .pth; HF timm"}
+TABLE_WIDTH = 100  # columns the default table fits in
+
+
 def preset_table() -> list[dict]:
-    """Every preset as a JSON-ready row (``hummingbird backbones --json``)."""
+    """Every preset as a JSON-ready row (``hummingbird backbones --json``), with where its weights are
+    published (``official_download``, ``timm_download``)."""
     return [{"preset": name, **asdict(p), "mean": list(p.mean), "std": list(p.std),
-             "official_files": list(p.official_files)} for name, p in PRESETS.items()]
+             "official_files": list(p.official_files), "official_download": official_download(name),
+             "timm_download": timm_download(p.timm_name)} for name, p in PRESETS.items()]
 
 
-def preset_table_text() -> str:
-    """Every preset as an aligned text table (``hummingbird backbones``)."""
+def _aligned(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> list[str]:
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header) - 1)]
+    return ["  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + r[-1] for r in [header, *rows]]
+
+
+def preset_table_text(wide: bool = False) -> str:
+    """Every preset as an aligned text table (``hummingbird backbones``): within :data:`TABLE_WIDTH`
+    columns, or ``wide`` with the timm model, normalisation and where the official weights are published."""
+    if not wide:
+        header = ("preset", "patch", "dim x depth", "input", "positions", "weights")
+        rows = [(name, str(p.patch_size), f"{p.embed_dim} x {p.depth}", str(p.input_size), p.position,
+                 _SHORT_SOURCE.get(p.family, "HF timm")) for name, p in PRESETS.items()]
+        return "\n".join(_aligned(header, rows) + ["(timm models, normalisation and the weights' URLs: "
+                                                    "hummingbird backbones --wide, or --json)"])
     header = ("preset", "timm model", "patch", "dim", "depth", "input", "mean / std", "positions", "official weights")
     rows = [(name, p.timm_name, str(p.patch_size), str(p.embed_dim), str(p.depth), str(p.input_size),
-             f"{'/'.join(f'{v:g}' for v in p.mean)} / {'/'.join(f'{v:g}' for v in p.std)}", p.position, p.weights)
+             f"{'/'.join(f'{v:g}' for v in p.mean)} / {'/'.join(f'{v:g}' for v in p.std)}", p.position,
+             f"{p.weights}; {official_download(name) or timm_download(p.timm_name)}")
             for name, p in PRESETS.items()]
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header) - 1)]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + r[-1] for r in [header, *rows])
+    return "\n".join(_aligned(header, rows))

@@ -11,7 +11,7 @@ from PIL import Image
 
 from hummingbird.datasets.imageio import read_rgb
 from hummingbird.datasets.registry import load_dataset
-from hummingbird.errors import BankError, ConfigError
+from hummingbird.errors import BankError, ConfigError, option
 from hummingbird.memory.bank import MemoryBank
 from hummingbird.memory.decoder import HummingbirdDecoder
 from hummingbird.visual.geometry import patch_box_in_source
@@ -40,7 +40,7 @@ class SourceImages:
         meta = bank.metadata
         root = data_root or meta.get("dataset_root")
         if root is None or not Path(root).exists():
-            raise BankError(f"the bank's source images are not at {root!r}; pass --data-root")
+            raise BankError(f"the bank's source images are not at {root!r}; pass {option('data_root')}")
         extra = {"num_classes": bank.num_classes} if meta.get("dataset") in ("folder", "voc") else {}
         dataset = load_dataset(meta["dataset"], root, meta["split"], **extra)
         by_id = {s.id: s.image for s in dataset.samples}
@@ -74,7 +74,8 @@ def describe_neighbours(bank: MemoryBank, rows: torch.Tensor, similarities: torc
 
 @dataclass
 class QueryResult:
-    """A query image's predicted labels and, per patch, its neighbours in the memory."""
+    """A query image's predicted labels (the decoder's, as ``segment`` gives them) and, per patch, the
+    neighbours shown (``k`` of them)."""
 
     image: Image.Image
     labels: np.ndarray  # (H, W) predicted class per pixel at the image's own resolution
@@ -85,10 +86,11 @@ class QueryResult:
 
 
 def query_image(features, decoder: HummingbirdDecoder, image: Image.Image, input_size: int,
-                mode: str = "square") -> QueryResult:
+                mode: str = "square", shown: int | None = None, image_id: str | None = None) -> QueryResult:
     """Encode ``image`` (``mode`` ``square``: resized to ``input_size`` square; ``aspect``: short side
-    ``input_size``, aspect ratio kept, see :mod:`hummingbird.memory.tiling`), find every patch's ``decoder.k``
-    neighbours (one search) and label the image from them."""
+    ``input_size``, aspect ratio kept, see :mod:`hummingbird.memory.tiling`), label it with ``decoder`` (its
+    own ``k``: the label map :func:`~hummingbird.memory.tiling.segment_image` gives) and keep every patch's
+    ``shown`` nearest neighbours (default: the decoder's ``k``; more than that are searched again)."""
     from hummingbird.memory.tiling import input_shape, resize_image
 
     if min(image.size) < features.patch_size:
@@ -98,7 +100,13 @@ def query_image(features, decoder: HummingbirdDecoder, image: Image.Image, input
     shape = input_shape(image.height, image.width, input_size, features.patch_size, mode)
     tensor = resize_image(image, shape)
     device = next(features.encoder.parameters()).device
-    feats = features(tensor[None].to(device)).cpu()  # (1, h, w, D)
+    feats = features(tensor[None].to(device), [image_id] if image_id else None).cpu()  # (1, h, w, D)
     sims, rows = decoder.neighbours(feats)
     labels = decoder.upsample(decoder.distributions_from(sims, rows), (image.height, image.width))[0].numpy()
+    shown = shown or decoder.k
+    if shown <= decoder.k:  # the decoder's neighbours, most similar first
+        sims, rows = sims[..., :shown], rows[..., :shown]
+    else:
+        wider = HummingbirdDecoder(decoder.index, decoder.memory_labels, k=shown, temperature=decoder.temperature)
+        sims, rows = wider.neighbours(feats)
     return QueryResult(image, labels, sims[0], rows[0], tuple(rows.shape[1:3]), shape)

@@ -31,15 +31,17 @@ def _pyplot():
 
 
 def _save(fig, stem: Path) -> list[Path]:
-    """Write ``stem.png`` and ``stem.svg`` atomically; returns their paths."""
+    """Write ``stem.png`` and ``stem.svg`` atomically, each with the figure's first title as its ``Title``
+    metadata (readable back: PNG text chunk, SVG ``dc:title``); returns their paths."""
     from hummingbird.files.atomic import atomic_path
 
     stem.parent.mkdir(parents=True, exist_ok=True)
+    titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
     written = []
     for fmt in FORMATS:
         path = stem.with_name(f"{stem.name}.{fmt}")
         with atomic_path(path) as tmp:
-            fig.savefig(tmp, format=fmt, dpi=DPI)
+            fig.savefig(tmp, format=fmt, dpi=DPI, metadata={"Title": titles[0]} if titles else None)
         written.append(path)
     _pyplot().close(fig)
     return written
@@ -88,12 +90,26 @@ def confusion_heatmap(matrix: np.ndarray, class_names: Sequence[str], stem: Path
     return _save(fig, stem)
 
 
+def evaluation_title(result: dict) -> str:
+    """What an evaluation's figures are of: dataset and split, backbone (and feature kind), memory size, the
+    headline number and the image count, e.g. ``voc val · dinov2_vits14 · memory 101,690 patches: mIoU 42.1 %
+    (1449 images)``."""
+    config, bank = result.get("config", {}), result.get("bank", {})
+    backbone = bank.get("backbone") or config.get("backbone") or "?"
+    if bank.get("feature_kind") not in (None, "tokens"):
+        backbone += f" {bank['feature_kind']}"
+    patches = bank.get("num_patches")
+    memory = f"memory {patches:,} patches" if isinstance(patches, int) else "memory ?"
+    where = f"{config.get('dataset', '')} {config.get('split', '')}".strip() or "?"
+    return (f"{where} · {backbone} · {memory}: mIoU {100 * result['mIoU']:.1f} % "
+            f"({result.get('num_images', '?')} images)")
+
+
 def evaluation_plots(result: dict, json_path: str | Path) -> list[Path]:
-    """``<json stem>_per_class.{png,svg}`` and ``<json stem>_confusion.{png,svg}`` beside an evaluation's JSON."""
+    """``<json stem>_per_class.{png,svg}`` and ``<json stem>_confusion.{png,svg}`` beside an evaluation's JSON,
+    titled by :func:`evaluation_title`."""
     json_path = Path(json_path)
-    config = result.get("config", {})
-    title = (f"{config.get('dataset', '')} {config.get('split', '')}: mIoU {100 * result['mIoU']:.1f} "
-             f"({result.get('num_images', '?')} images)").strip()
+    title = evaluation_title(result)
     names = list(result["per_class_iou"])
     written = per_class_bars({"IoU": result["per_class_iou"]}, json_path.with_name(f"{json_path.stem}_per_class"), title)
     written += confusion_heatmap(np.array(result["confusion_matrix"]), names,

@@ -37,10 +37,11 @@ def read_viewer_data(path: str | Path) -> dict:
 
 
 def build_viewer_data(bank: MemoryBank, queries: Sequence[tuple[str, QueryResult]], sources: SourceImages,
-                      palette: np.ndarray, out_dir: Path) -> dict:
+                      palette: np.ndarray, out_dir: Path, decoder_k: int | None = None) -> dict:
     """Write the images of the page under ``out_dir/images`` and return its data object.
 
-    Data layout: ``classes`` [{name, colour}], ``memory`` rows referenced by any neighbour
+    Data layout: ``k`` neighbours shown per patch, ``decoder_k`` (the decoder's k behind the label maps),
+    ``classes`` [{name, colour}], ``memory`` rows referenced by any neighbour
     ``[source, x0, y0, x1, y1, label]`` (boxes in the stored source image's pixels), ``sources``
     [{file, id}], and per query ``{file, labels_file, width, height, grid: [h, w], legend: [[class,
     share], ...] (classes of the label map, largest first), neighbours: [h*w*k memory-table indices],
@@ -76,7 +77,7 @@ def build_viewer_data(bank: MemoryBank, queries: Sequence[tuple[str, QueryResult
                             "width": result.image.width, "height": result.image.height, "grid": [h, w],
                             "legend": class_shares(result.labels, len(bank.class_names)),
                             "neighbours": refs, "similarities": [round(float(v), 3) for v in flat_sims]})
-    return {"k": int(queries[0][1].rows.shape[-1]) if queries else 0,
+    return {"k": int(queries[0][1].rows.shape[-1]) if queries else 0, "decoder_k": decoder_k,
             "classes": [{"name": n, "colour": "#%02x%02x%02x" % tuple(int(v) for v in palette[i])}
                         for i, n in enumerate(bank.class_names)],
             "memory": memory_rows, "sources": source_files, "queries": out_queries,

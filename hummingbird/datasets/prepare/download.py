@@ -11,7 +11,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from hummingbird.datasets.prepare.archives import Archive
-from hummingbird.errors import DownloadError, DownloadUnavailableError
+from hummingbird.errors import DownloadError, DownloadUnavailableError, option
 
 LOOKUP_TIMEOUT_S = 1.5  # a name server that does not answer (offline) is reported at once
 CONNECT_TIMEOUT_S = 3.0  # and so is a host that does not answer
@@ -60,6 +60,8 @@ def fetch(archive: Archive, folder: Path, mirror: str | None = None, progress: b
         verify(target, archive, progress)
         return target
     url = archive_url(archive, mirror)
+    if urlsplit(url).scheme == "file":  # a mirror on this machine: its file is read where it is
+        return local_mirror_file(url, archive, target, progress)
     part = folder / f"{archive.name}.part"
     _download(url, part, archive, target, progress)
     try:
@@ -72,9 +74,23 @@ def fetch(archive: Archive, folder: Path, mirror: str | None = None, progress: b
     return target
 
 
+def local_mirror_file(url: str, archive: Archive, target: Path, progress: bool = True) -> Path:
+    """The file of a ``file://`` mirror URL, verified (a wrong file is refused and kept: it is the user's)."""
+    from urllib.request import url2pathname
+
+    parts = urlsplit(url)
+    path = Path(url2pathname(parts.path))
+    if parts.netloc not in ("", "localhost"):
+        raise DownloadError(f"{url}: a file:// mirror must be on this machine (file:///path), not on {parts.netloc}")
+    if not path.is_file():
+        raise DownloadError(_offline_message(url, archive, target, f"{path} not found in the local mirror"))
+    verify(path, archive, progress)
+    return path
+
+
 def _offline_message(url: str, archive: Archive, target: Path, reason: str) -> str:
     return (f"cannot download {archive.name} from {url} ({reason}); download it yourself "
-            f"({archive.size}) and put it at {target}, or pass --from-archive PATH or --mirror URL")
+            f"({archive.size}) and put it at {target}, or pass {option('from_archive', 'PATH', raw=True)} or {option('mirror', 'URL', raw=True)}")
 
 
 def _download(url: str, part: Path, archive: Archive, target: Path, progress: bool) -> None:

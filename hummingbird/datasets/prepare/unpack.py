@@ -1,10 +1,13 @@
 """Extract archives into a staging folder beside the dataset, and move finished folders into place.
 
 A dataset appears under its final name only once it is complete: everything is extracted and converted
-inside ``<root>/.staging-<dataset>-*``, which is removed on any error or interruption."""
+inside ``<root>/.staging-<dataset>-*``, which is removed on any error or interruption. An archive already
+extracted by the user (a folder) is taken file by file as its members would be: hard links where the
+staging folder is on the same file system, copies elsewhere; the user's files are never changed."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import tarfile
 import tempfile
@@ -18,15 +21,31 @@ from hummingbird.errors import DatasetError
 Keep = Callable[[str], bool]  # member name → extract it?
 
 
+def _link_or_copy(source: Path, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copyfile(source, target)
+
+
 def extract(archive: Path, into: Path, keep: Keep | None = None, progress: bool = True) -> None:
     """Extract the members of a tar (any compression) or zip archive that ``keep`` accepts (all by default).
-    Members that would land outside ``into`` and damaged zip members (CRC) are refused."""
+    Members that would land outside ``into`` and damaged zip members (CRC) are refused. ``archive`` may be
+    the top folder of an extracted archive (e.g. ``VOCdevkit/``): its files are taken as the members
+    ``<folder name>/<path>`` (linked or copied)."""
     from tqdm.auto import tqdm
 
     keep = keep or (lambda name: True)
     into.mkdir(parents=True, exist_ok=True)
     try:
-        if zipfile.is_zipfile(archive):
+        if archive.is_dir():
+            members = [(f"{archive.name}/{p.relative_to(archive).as_posix()}", p) for p in sorted(archive.rglob("*"))
+                       if p.is_file()]
+            for name, path in tqdm([m for m in members if keep(m[0])], desc=f"take {archive.name}/", unit="file",
+                                   disable=not progress):
+                _link_or_copy(path, into / name)
+        elif zipfile.is_zipfile(archive):
             with zipfile.ZipFile(archive) as zf:
                 members = [m for m in zf.infolist() if keep(m.filename)]
                 for member in tqdm(members, desc=f"extract {archive.name}", unit="file", disable=not progress):
@@ -51,9 +70,15 @@ def extract(archive: Path, into: Path, keep: Keep | None = None, progress: bool 
 @contextmanager
 def staging(root: Path, dataset: str) -> Iterator[Path]:
     """A temporary folder on the same file system as ``root`` (so finished folders move by rename); it is
-    removed when the block ends, however it ends."""
-    root.mkdir(parents=True, exist_ok=True)
-    folder = Path(tempfile.mkdtemp(prefix=f".staging-{dataset}-", dir=root))
+    removed when the block ends, however it ends. A ``root`` that cannot be written to is an
+    :class:`~hummingbird.errors.OutputError` naming it."""
+    from hummingbird.files.atomic import make_folder, write_error
+
+    make_folder(root)
+    try:
+        folder = Path(tempfile.mkdtemp(prefix=f".staging-{dataset}-", dir=root))
+    except OSError as exc:
+        raise write_error(root, exc) from None
     try:
         yield folder
     finally:

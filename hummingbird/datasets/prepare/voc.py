@@ -10,6 +10,7 @@ import numpy as np
 from PIL import Image
 
 from hummingbird.datasets.base import read_id_list
+from hummingbird.datasets.prepare.archives import SBD_ARCHIVE
 from hummingbird.datasets.prepare.unpack import extract
 from hummingbird.errors import DatasetError
 
@@ -17,13 +18,16 @@ SBD_PREFIX = "benchmark_RELEASE/dataset/"
 
 
 def build(stage: Path, archives: dict[str, Path], progress: bool = True) -> Path:
-    """Extract the VOC tar and the needed parts of SBD into ``stage``, convert; returns ``stage/VOCdevkit``."""
+    """Extract the VOC tar and the needed parts of SBD into ``stage``, convert; returns ``stage/VOCdevkit``.
+    Without SBD's archive among ``archives`` (``--no-sbd``) only VOC's own train and val are there."""
     tar = archives["VOCtrainval_11-May-2012.tar"]
     extract(tar, stage, progress=progress)
     voc = stage / "VOCdevkit" / "VOC2012"
     if not (voc / "JPEGImages").is_dir() or not (voc / "SegmentationClass").is_dir():
         raise DatasetError(f"{tar}: no VOCdevkit/VOC2012/JPEGImages and SegmentationClass inside; not the VOC 2012 "
                            f"trainval archive")
+    if SBD_ARCHIVE not in archives:
+        return stage / "VOCdevkit"
     sbd = stage / "sbd"
 
     def wanted(name: str) -> bool:  # class masks, id lists, and only the images VOC lacks (normally none)
@@ -31,7 +35,7 @@ def build(stage: Path, archives: dict[str, Path], progress: bool = True) -> Path
         return rest is not None and (rest.startswith("cls/") or rest in ("train.txt", "val.txt") or (
             rest.startswith("img/") and not (voc / "JPEGImages" / Path(rest).name).exists()))
 
-    tgz = archives["benchmark.tgz"]
+    tgz = archives[SBD_ARCHIVE]
     extract(tgz, sbd, keep=wanted, progress=progress)
     dataset = sbd / SBD_PREFIX
     if not (dataset / "cls").is_dir():
