@@ -41,9 +41,11 @@ def check_inputs(args) -> None:
     from hummingbird.files.paths import require_bank, require_data_root, require_weights, weights_from_environment
 
     given = vars(args)
+    if "task" in given:  # options of the other task are refused before any file is looked at
+        depth.check_task_options(args)
     if given.get("bank"):
         require_bank(args.bank)
-    if args.command in ("build-memory", "evaluate"):
+    if args.command in ("build-memory", "evaluate") and args.data_root is not None:  # None: the data cache's
         require_data_root(args.data_root)
     if "weights" in given:
         require_weights(weights_from_environment(args.weights))
@@ -251,26 +253,6 @@ def cmd_check_dataset(args) -> int:
     if args.out:
         write_json(args.out, report.to_dict())
     return 0 if report.ok else 1
-
-
-def cmd_prepare_data(args) -> int:
-    from hummingbird.datasets.prepare import prepare_dataset
-    from hummingbird.datasets.prepare.archives import read_checksums
-    from hummingbird.files.atomic import write_json
-
-    result = prepare_dataset(args.dataset, args.root, mirror=args.mirror, from_archive=args.from_archive or (),
-                             checksums=read_checksums(args.checksums) if args.checksums else None,
-                             delete_archives=args.delete_archives, progress=not args.no_progress,
-                             sbd=not args.no_sbd)
-    for report in result.checks:
-        print(report.format())
-    train = result.splits[0] if result.splits else DEFAULT_SPLITS[args.dataset][0]
-    splits = "" if train == DEFAULT_SPLITS[args.dataset][0] else f" --train-split {train} (build-memory: --split {train})"
-    print(f"{args.dataset} {'prepared' if result.prepared_now else 'was already prepared'} in {result.data_root}; "
-          f"use --dataset {args.dataset} --data-root {result.data_root}{splits}")
-    if args.out:
-        write_json(args.out, result.to_dict())
-    return 0 if result.ok else 1
 
 
 def cmd_backbones(args) -> int:

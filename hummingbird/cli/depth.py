@@ -96,6 +96,13 @@ def task_of(args) -> str:
     return task
 
 
+def check_task_options(args) -> None:
+    """Refuse, in one line, options and datasets of the other task and a depth ``--out`` that is not one
+    ``.safetensors`` file (called before any input file is checked)."""
+    if task_of(args) == "depth" and args.command == "build-memory" and not args.out.endswith(".safetensors"):
+        raise ConfigError(f"--out {args.out}: a depth memory is one .safetensors file")
+
+
 def _option(args, name: str):
     value = getattr(args, name, None)
     return DEPTH_DEFAULTS[name] if value is None else value

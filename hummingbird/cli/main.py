@@ -21,12 +21,12 @@ from hummingbird.cli.commands import (
     cmd_check_dataset,
     cmd_evaluate,
     cmd_neighbours,
-    cmd_prepare_data,
     cmd_segment,
     cmd_viewer,
     resolve_defaults,
 )
 from hummingbird.cli.parser import build_parser
+from hummingbird.cli.prepare import cmd_prepare_data
 from hummingbird.errors import HummingbirdError, command_line_names
 
 COMMANDS = {"build-memory": cmd_build_memory, "evaluate": cmd_evaluate, "segment": cmd_segment,

@@ -30,8 +30,8 @@ from hummingbird.cli.argtypes import (
     unit_interval,
 )
 from hummingbird.cli.depth import TASK_DATASET_KINDS, add_task_args
+from hummingbird.cli.prepare import add_prepare_data_parser
 from hummingbird.datasets.cache import DATA_ENV
-from hummingbird.datasets.prepare.archives import PREPARED_DATASETS
 from hummingbird.models.precision import PRECISIONS
 from hummingbird.settings import SEARCH_DEFAULTS, FungiOptions
 
@@ -243,32 +243,6 @@ def _add_decoder_args(p: argparse.ArgumentParser, k_flag: str = "--k") -> None:
                    help="approximate indexes: re-rank refine×k candidates exactly (e.g. 10 with IVF-PQ)")
 
 
-def _add_prepare_data_parser(sub) -> None:
-    p = sub.add_parser("prepare-data", help="download, verify, convert and check a dataset",
-                       description="Download a dataset's official archives (resuming partial downloads) or take them "
-                                   "from disk, verify their checksums, extract and convert them into the layout the "
-                                   "other commands read (VOC: + SBD trainaug; COCO-Stuff: stuff masks), then check "
-                                   "the result. A dataset appears under its final name only when complete.")
-    p.add_argument("dataset", choices=PREPARED_DATASETS,
-                   help="voc: VOC 2012 + SBD trainaug; ade20k: SceneParsing; coco_stuff: COCO 2017 + COCO-Stuff; "
-                        "cityscapes: needs --from-archive (its download needs a login)")
-    p.add_argument("--root", required=True, help="folder that receives the dataset (and downloads/)")
-    p.add_argument("--mirror", default=None, metavar="URL",
-                   help="base URL replacing the official host of each archive (same paths below it); file:///DIR "
-                        "reads a local copy in place")
-    p.add_argument("--from-archive", nargs="+", default=None, metavar="PATH",
-                   help="archives already on disk (official file names), folders holding them, or folders they were "
-                        "extracted into (e.g. an extracted VOCdevkit/)")
-    p.add_argument("--checksums", default=None, metavar="FILE",
-                   help="replace official checksums: lines '<md5|sha1|sha256 hex>  <archive name>' (md5sum format)")
-    p.add_argument("--no-sbd", action="store_true",
-                   help="voc: VOC 2012 alone, its train and val splits, without SBD's 1.4 GB benchmark.tgz (no "
-                        "trainaug; evaluate with --train-split train; the docs' Getting started says which fits a protocol)")
-    p.add_argument("--delete-archives", action="store_true", help="delete downloaded archives once prepared")
-    p.add_argument("--out", default=None, help="also write the result and checks as JSON here")
-    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="hummingbird", description=(
         "In-context dense scene understanding with a frozen ViT: build a memory bank of patch features "
@@ -373,7 +347,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_one_pass_resize_arg(p)
     _add_bank_query_args(p, shown=8)
 
-    _add_prepare_data_parser(sub)
+    add_prepare_data_parser(sub)
 
     p = sub.add_parser("backbones", help="list the backbone presets",
                        description="Every backbone preset: patch size, feature width, depth, default input size, "
