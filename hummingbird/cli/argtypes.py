@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 import math
-from typing import Callable
+from collections.abc import Callable
 
 
 def int_at_least(minimum: int, maximum: int | None = None) -> Callable[[str], int]:

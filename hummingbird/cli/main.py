@@ -11,8 +11,8 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from typing import Iterator
 
 from hummingbird.cli.commands import (
     check_inputs,
