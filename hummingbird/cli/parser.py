@@ -32,6 +32,7 @@ from hummingbird.cli.argtypes import (
 from hummingbird.cli.depth import TASK_DATASET_KINDS, add_task_args
 from hummingbird.cli.prepare import add_prepare_data_parser
 from hummingbird.datasets.cache import DATA_ENV
+from hummingbird.datasets.prepare.archives import PREPARED_DATASETS
 from hummingbird.models.precision import PRECISIONS
 from hummingbird.settings import SEARCH_DEFAULTS, FungiOptions
 
