@@ -61,11 +61,11 @@ def boundary_map(mask: np.ndarray) -> np.ndarray:
 
 def disk_offsets(radius: float) -> list[tuple[int, int]]:
     """``(dy, half_width)`` rows of the disk ``dx² + dy² ≤ radius²`` (scikit-image's ``disk``)."""
-    r = int(math.floor(radius))
+    r = math.floor(radius)
     rows = []
     for dy in range(-r, r + 1):
         left = radius * radius - dy * dy
-        rows.append((dy, math.isqrt(int(math.floor(left))) if left >= 0 else -1))
+        rows.append((dy, math.isqrt(math.floor(left)) if left >= 0 else -1))
     return [(dy, w) for dy, w in rows if w >= 0]
 
 

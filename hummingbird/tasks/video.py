@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import sys
 import time
-from collections import deque
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -49,18 +48,11 @@ import torch.nn.functional as F
 from PIL import Image
 from tqdm.auto import tqdm
 
-from hummingbird.datasets.davis import (
-    VOID_ID,
-    DavisDataset,
-    FrameFolder,
-    check_first_mask,
-    read_object_mask,
-    read_predictions,
-)
+from hummingbird.datasets.davis import DavisDataset, FrameFolder, check_first_mask, read_object_mask, read_predictions
 from hummingbird.errors import ConfigError, DatasetError
 from hummingbird.evaluation.davis_metrics import DavisScores
-from hummingbird.memory.decoder import soft_labels
 from hummingbird.memory.targets import TARGET_KINDS
+from hummingbird.memory.video_context import ContextMemory
 
 TARGET_KIND = TARGET_KINDS["objects"]
 
@@ -122,47 +114,12 @@ def save_ids_png(ids: np.ndarray, path: str | Path) -> Path:
     return save_image(image, path, format="PNG")
 
 
-def window_mask(h: int, w: int, radius: int, device=None) -> torch.Tensor:
-    """``(h·w, h·w)`` bool: source patch within ``radius`` patches (both axes) of the query patch."""
-    rows = torch.arange(h, device=device).repeat_interleave(w)
-    cols = torch.arange(w, device=device).repeat(h)
-    return (((rows[:, None] - rows[None]).abs() <= radius) & ((cols[:, None] - cols[None]).abs() <= radius))
-
-
 def first_mask_grid(ids: np.ndarray, grid: tuple[int, int]) -> torch.Tensor:
     """The first mask's ids resized with PIL nearest to ``grid = (h, w)`` → one-hot ``(C, h, w)`` float32,
     one channel per id up to the largest id there."""
     small = np.array(Image.fromarray(np.ascontiguousarray(ids, dtype=np.uint8)).resize(grid[::-1], Image.NEAREST))
     small = torch.from_numpy(small.astype(np.int64))
     return F.one_hot(small, int(small.max()) + 1).permute(2, 0, 1).float()
-
-
-def propagate_step(query: torch.Tensor, context: torch.Tensor, targets: torch.Tensor, window: torch.Tensor,
-                   topk: int, temperature: float) -> torch.Tensor:
-    """One frame's soft segmentation.
-
-    Args:
-        query: ``(Q, D)`` unit-norm features of the query frame's patches.
-        context: ``(N, S, D)`` unit-norm features of the context frames' patches.
-        targets: ``(N, S, C)`` soft object ids of the context patches.
-        window: ``(Q, S)`` bool, which context positions each query may attend to.
-
-    Returns ``(Q, C)``: the softmax-weighted targets of the ``topk`` most similar allowed context patches
-    over all frames together (entries tied with the k-th kept).
-    """
-    n, s, _ = context.shape
-    sims = torch.matmul(query, context.transpose(1, 2))  # (N, Q, S)
-    aff = torch.exp(sims / temperature) * window  # DINO's affinity; 0 outside the window
-    flat = aff.permute(1, 0, 2).reshape(len(query), n * s)
-    width = min(topk + 3, n * s)
-    values, rows = flat.topk(width, dim=1)
-    threshold = values[:, min(topk, n * s) - 1:min(topk, n * s)]
-    if width < n * s and bool((values[:, -1:] >= threshold).any()):  # more ties than the slack holds
-        width = int((flat >= threshold).sum(1).max())
-        values, rows = flat.topk(width, dim=1)
-    chosen = torch.gather(sims.permute(1, 0, 2).reshape(len(query), n * s), 1, rows)
-    chosen = chosen.masked_fill((values < threshold) | (values <= 0), -torch.inf)
-    return soft_labels(chosen, targets.reshape(n * s, -1)[rows], temperature)
 
 
 def norm_mask(soft: torch.Tensor) -> torch.Tensor:
@@ -200,7 +157,7 @@ class VideoPropagator:
         self.encoder = encoder
         self.protocol = video_protocol(protocol) if isinstance(protocol, str) else protocol
         self.max_frames, self.progress = max_frames, progress
-        self._window: dict[tuple[int, int], torch.Tensor] = {}
+        self.tiling = {"band_rows": 2, "tile_cols": 20}  # query tiles of the windowed attention (speed only)
 
     @classmethod
     def load(cls, backbone: str | None = None, weights: str | Path | None = None, *, protocol: str = "dino",
@@ -218,7 +175,7 @@ class VideoPropagator:
                                             precision=spec.precision if precision == "auto" else precision,
                                             **options)
         encoder = encoder.to(device_for(device))
-        encoder.active_precision  # an unsupported precision fails here, before any work
+        _ = encoder.active_precision  # an unsupported precision fails here, before any work
         if compile:
             encoder = encoder.compiled()
         return cls(encoder, spec, max_frames=max_frames, progress=progress)
@@ -252,12 +209,6 @@ class VideoPropagator:
         th, tw = self.protocol.network_size(height, width)
         return th // self.patch_size, tw // self.patch_size
 
-    def window(self, h: int, w: int, device) -> torch.Tensor:
-        key = (h, w)
-        if key not in self._window:
-            self._window[key] = window_mask(h, w, self.protocol.neighbourhood, device).float()
-        return self._window[key]
-
     # ------------------------------------------------------------------------- propagation
 
     def propagate(self, frames: FrameFolder | str | Path, first_mask: str | Path | np.ndarray,
@@ -279,11 +230,9 @@ class VideoPropagator:
         first = first_mask_grid(ids, self.grid(height, width))
         channels, h, w = first.shape
         device = self.encoder.device
-        window = self.window(h, w, device)
-        queue: deque[tuple[torch.Tensor, torch.Tensor]] = deque(maxlen=spec.n_last_frames)
+        memory = None
         bar = tqdm(total=len(video), desc=f"propagate {video.folder.name}", disable=not self.progress,
                    unit="frame")
-        first_feat = None
         for i in range(len(video)):
             tokens = self.features(self.frame_input(video.read(i)))
             if tokens.shape[:2] != (h, w):
@@ -292,17 +241,18 @@ class VideoPropagator:
             raw = tokens.reshape(h * w, -1)
             if features_of is not None:
                 features_of[video.stems[i]] = raw.cpu()
-            unit = F.normalize(raw, dim=1)
+            unit = F.normalize(raw, dim=1).reshape(h, w, -1)
             if i == 0:
-                first_feat = (unit, first.to(device).reshape(channels, h * w).T)
+                memory = ContextMemory((h, w), unit.shape[-1], channels, 1 + spec.n_last_frames,
+                                       spec.neighbourhood, spec.topk, spec.temperature, device=device,
+                                       **self.tiling)
+                memory.add(unit, first.to(device).permute(1, 2, 0))
                 bar.update()
                 yield PropagatedFrame(video.stems[0], ids, first if keep_soft else None)
                 continue
-            context = [first_feat, *queue]
-            soft = propagate_step(unit, torch.stack([c[0] for c in context]), torch.stack([c[1] for c in context]),
-                                  window, spec.topk, spec.temperature)  # (h·w, C)
-            queue.append((unit, soft))
-            grid_soft = soft.T.reshape(channels, h, w).cpu()
+            soft = memory.attend(unit)  # (h, w, C)
+            memory.add(unit, soft)
+            grid_soft = soft.permute(2, 0, 1).cpu()
             labels = labels_from_soft(grid_soft, self.patch_size, (height, width))
             bar.update()
             yield PropagatedFrame(video.stems[i], labels, grid_soft if keep_soft else None)
