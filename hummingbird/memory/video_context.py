@@ -59,7 +59,7 @@ class ContextMemory:
     """
 
     def __init__(self, grid: tuple[int, int], dim: int, channels: int, capacity: int, radius: int, topk: int,
-                 temperature: float, device=None, band_rows: int = 2, tile_cols: int = 20):
+                 temperature: float, device=None, band_rows: int = 6, tile_cols: int = 20):
         self.h, self.w = grid
         self.radius, self.topk, self.temperature = radius, topk, temperature
         self.capacity, self.count, self.next = capacity, 0, 1

@@ -157,7 +157,7 @@ class VideoPropagator:
         self.encoder = encoder
         self.protocol = video_protocol(protocol) if isinstance(protocol, str) else protocol
         self.max_frames, self.progress = max_frames, progress
-        self.tiling = {"band_rows": 2, "tile_cols": 20}  # query tiles of the windowed attention (speed only)
+        self.tiling = {"band_rows": 6, "tile_cols": 20}  # query tiles of the windowed attention (speed only)
 
     @classmethod
     def load(cls, backbone: str | None = None, weights: str | Path | None = None, *, protocol: str = "dino",
