@@ -186,9 +186,9 @@ class VideoPropagator:
     def patch_size(self) -> int:
         return self.encoder.patch_size
 
-    def frame_input(self, bgr: np.ndarray) -> torch.Tensor:
+    def frame_input(self, bgr: np.ndarray, crop: bool = True) -> torch.Tensor:
         """A BGR uint8 frame → the network input ``(3, h, w)`` RGB in [0, 1]: the protocol's resize, cut to
-        the top-left multiple of the patch size."""
+        the top-left multiple of the patch size (``crop=False``: not cut)."""
         import cv2
 
         th, tw = self.protocol.network_size(*bgr.shape[:2])
@@ -199,7 +199,7 @@ class VideoPropagator:
         resized = cv2.resize(bgr, (tw, th), interpolation=cv2.INTER_LINEAR)
         rgb = (resized.astype(np.float32) / 255.0)[:, :, ::-1]
         pixels = torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1)))
-        return pixels[:, :th // p * p, :tw // p * p]
+        return pixels[:, :th // p * p, :tw // p * p] if crop else pixels
 
     def features(self, pixels: torch.Tensor) -> torch.Tensor:
         """Network input ``(3, h_in, w_in)`` → patch tokens ``(h, w, D)`` float32 (not normalised)."""
