@@ -28,7 +28,8 @@ Protocol preset ``dino`` (:data:`VIDEO_PROTOCOLS`) reproduces DINO's ``eval_vide
   per id up to the largest id left there;
 * context: the first frame + the last 7 soft predictions; window radius 12; top-5; τ = 0.1;
 * answer: bilinear ×patch upsampling (``align_corners=False``), each channel min–max rescaled, argmax,
-  PIL nearest stretch to the frame size; palette PNGs (DAVIS colours) with the first mask as frame 0.
+  PIL nearest stretch to the frame size; palette PNGs (DINO's palette, :func:`davis_palette`) with the
+  first mask as frame 0.
 
 DINO sizes square frames inconsistently (its frame and mask readers swap sides); here a square frame is
 sized as the frame reader does, for both.
@@ -71,6 +72,7 @@ class VideoProtocol:
     topk: int = 5
     temperature: float = 0.1
     precision: str = "fp32"
+    palette: str = "dino"
 
     def network_size(self, height: int, width: int) -> tuple[int, int]:
         """``(h, w)`` a ``height × width`` frame is resized to: short side :attr:`short_side`, the long side
@@ -98,19 +100,28 @@ def video_protocol(name: str) -> VideoProtocol:
     return VIDEO_PROTOCOLS[name]
 
 
-def davis_palette() -> np.ndarray:
-    """The DAVIS colour palette ``(256, 3)`` (the Pascal VOC colour map, as DAVIS' own PNGs use)."""
+def davis_palette(kind: str = "davis") -> np.ndarray:
+    """A colour palette ``(256, 3)`` uint8 for object-id PNGs. ``davis``: the Pascal VOC colour map, as the
+    DAVIS annotations and the official toolkit's results use; ``dino``: the palette DINO's script writes (the
+    ``palette.txt`` it downloads from UVC): the VOC map for ids 0-21 with 192 written 191, then grey ``(i, i, i)``."""
     from hummingbird.datasets.palettes import voc_palette
 
-    return voc_palette(256)
+    palette = voc_palette(256)
+    if kind == "davis":
+        return palette
+    if kind != "dino":
+        raise ConfigError(f"palette {kind!r}: use davis or dino")
+    palette[palette == 192] = 191
+    palette[22:] = np.repeat(np.arange(22, 256, dtype=np.uint8)[:, None], 3, axis=1)
+    return palette
 
 
-def save_ids_png(ids: np.ndarray, path: str | Path) -> Path:
-    """Write object ids ``(H, W)`` uint8 as a DAVIS palette PNG (atomically)."""
+def save_ids_png(ids: np.ndarray, path: str | Path, palette: str = "davis") -> Path:
+    """Write object ids ``(H, W)`` uint8 as a palette PNG (atomically; ``palette``: see :func:`davis_palette`)."""
     from hummingbird.files.atomic import save_image
 
     image = Image.fromarray(np.ascontiguousarray(ids, dtype=np.uint8))
-    image.putpalette(davis_palette().ravel().tolist())
+    image.putpalette(davis_palette(palette).ravel().tolist())
     return save_image(image, path, format="PNG")
 
 
@@ -275,7 +286,7 @@ class VideoPropagator:
         started = time.perf_counter()
         pixels = {}
         for frame in self.propagate(video, first_mask):
-            save_ids_png(frame.labels, out / f"{frame.stem}.png")
+            save_ids_png(frame.labels, out / f"{frame.stem}.png", self.protocol.palette)
             present = np.unique(frame.labels)
             pixels[frame.stem] = {str(int(k)): int((frame.labels == k).sum()) for k in present if k}
         seconds = time.perf_counter() - started
@@ -309,7 +320,7 @@ class VideoPropagator:
             for frame in self.propagate(frames, dataset.first_mask(seq)):
                 predicted[frame.stem] = frame.labels
                 if target is not None:
-                    save_ids_png(frame.labels, target / f"{frame.stem}.png")
+                    save_ids_png(frame.labels, target / f"{frame.stem}.png", self.protocol.palette)
             missing = [s for s in stems if s not in predicted]
             if missing:
                 raise DatasetError(f"{dataset.annotations / seq / missing[0]}.png: annotated frame without a frame "
