@@ -119,7 +119,7 @@ def test_objects_void_and_bad_predictions():
     gt[:, 10:16, 10:16] = 2
     pred = gt.copy()
     pred[:, 10:16, 10:16] = 0  # object 2 never predicted
-    j, f = sequence_scores(gt, pred)
+    j, _ = sequence_scores(gt, pred)
     assert (j[0] == 1).all() and (j[1] == 0).all()
     with pytest.raises(DatasetError, match="object id 3"):
         sequence_scores(gt, np.full_like(gt, 3))
