@@ -9,14 +9,15 @@ The memory of a video is small and changes with every frame: the patches of the 
 object ids from the given mask, and of the last ``n_last_frames`` frames, with their own *soft*
 predictions (a distribution over the object ids per patch: target kind ``objects`` of
 :mod:`hummingbird.memory.targets`). Every context frame's features are computed once, when the frame is
-the query, and kept in the queue with its prediction.
+the query, and kept with its prediction in a :class:`~hummingbird.memory.video_context.ContextMemory`.
 
 A query patch attends to the context patches inside a square window of radius ``neighbourhood`` patches
 around its own position; the ``topk`` most similar of all context frames together (ties with the k-th
 kept) answer, with the weights of the shared decoder's attention,
 :func:`hummingbird.memory.decoder.soft_labels` (``softmax(s / τ)`` over the chosen rows: the same as
 DINO's ``exp(s / τ)`` normalised over them). Only the choice of rows differs from an image memory's
-k-nearest search: a window, and a top-k taken jointly over frames.
+k-nearest search: a window, and a top-k taken jointly over frames (computed in query tiles against the
+context strips their windows reach, never as DINO's full frames × patches × patches block).
 
 Protocol preset ``dino`` (:data:`VIDEO_PROTOCOLS`) reproduces DINO's ``eval_video_segmentation.py``
 (checked against ``../shared/peers/dino-davis-reference`` by ``tests/test_dino_davis_reference.py``):
