@@ -5,8 +5,9 @@ Both sides see the same frames of one DAVIS sequence (854×480 → 826×476 netw
 backbone side is the encoder's forward pass on inputs prepared beforehand; the propagation side is the whole
 per-frame work of ``propagate`` (frame decoding and resizing, the backbone, attention over the context queue
 of the first frame + 7 previous frames, top-k, upsampling, the label map at 854×480), PNG writing excluded.
-The two are interleaved over ``--repeats`` rounds and the medians compared; the first frame of each
-propagation run (no context yet) and a warm-up round are not counted.
+The two are interleaved over ``--repeats`` rounds and the medians compared (each round's own ratio is
+recorded too: on a shared machine the load drifts between rounds); the first frame of each propagation run
+(no context yet) and a warm-up round are not counted.
 
     flock /tmp/heavy.lock python eval/bench_video.py --data-root ../shared/davis/DAVIS --sequence blackswan \\
         --weights ../shared/weights/dinov2_vits14_imgfocus.pth --frames 12 --repeats 3 --out runs/bench_video.json
@@ -76,7 +77,9 @@ def main(argv=None) -> int:
         "timed_frames_per_run": len(frames) - 1, "context_frames": 1 + prop.protocol.n_last_frames,
         "backbone_s_per_frame": round(back, 4), "propagation_s_per_frame": round(prop_s, 4),
         "ratio": round(prop_s / back, 3), "goal_ratio": 1.3,
-        "rounds": [{"backbone_s": round(a, 4), "propagation_s": round(b, 4)} for a, b in rounds],
+        "ratio_median_of_rounds": round(statistics.median(b / a for a, b in rounds), 3),
+        "rounds": [{"backbone_s": round(a, 4), "propagation_s": round(b, 4), "ratio": round(b / a, 3)}
+                   for a, b in rounds],
     }
     print(f"{args.sequence} {frames.size[0]}x{frames.size[1]} → {w}x{h}: backbone {back:.3f} s/frame, "
           f"propagation {prop_s:.3f} s/frame, ratio {prop_s / back:.3f} (goal ≤ 1.3)")
