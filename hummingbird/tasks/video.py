@@ -328,7 +328,7 @@ class VideoPropagator:
                                    f"in {dataset.images / seq}")
             scores.add(seq, gt, np.stack([predicted[s] for s in stems]), void)
             print(f"{seq}: J&F {scores.per_sequence()[seq]['JF_mean']:.4f}", file=sys.stderr)
-        settings = {"task": "video", "protocol": self.protocol.name, **dataset.describe(), **self.settings(),
+        settings = {"task": "video", **dataset.describe(), **self.settings(),
                     "max_frames": self.max_frames, "seconds": round(time.perf_counter() - started, 3),
                     "metric": scores.describe()}
         return scores.result(settings)
