@@ -14,6 +14,7 @@ __version__ = "0.1.0"
 _PUBLIC = {
     "Segmenter": "hummingbird.segmenter",
     "DepthEstimator": "hummingbird.tasks.depth",
+    "VideoPropagator": "hummingbird.tasks.video",
     "Settings": "hummingbird.settings",
     "SearchOptions": "hummingbird.settings",
     "FungiOptions": "hummingbird.settings",

@@ -38,6 +38,7 @@ DATASET_KINDS = tuple(DEFAULT_SPLITS)
 # RGB-D layouts of ``hummingbird.datasets.depth`` (``--task depth``) and their default (memory, evaluation) splits.
 DEFAULT_DEPTH_SPLITS = {"nyu": ("train", "test"), "folder": ("train", "val")}
 DEPTH_DATASET_KINDS = tuple(DEFAULT_DEPTH_SPLITS)
+VIDEO_DATASET_KINDS = ("davis",)  # --task video: DAVIS-2017 layout (hummingbird.datasets.davis)
 # Depth memories (``hummingbird.memory.depth_targets``, ``hummingbird.tasks.depth``; choices in docs/depth.md):
 # per-patch targets, their default, and the metrics' Eigen crops.
 DEPTH_ENCODINGS = ("mean", "log-mean", "bins")

@@ -73,3 +73,11 @@ def real_peer(name: str) -> Path:
     if folder.is_dir() and any(folder.iterdir()):
         return folder
     pytest.skip(f"no peer answers: ../shared/peers/{name}/ is absent")
+
+
+def real_davis() -> Path:
+    """The DAVIS root of ../shared (JPEGImages/480p, Annotations/480p) or skip."""
+    root = SHARED / "davis" / "DAVIS"
+    if (root / "JPEGImages" / "480p").is_dir() and (root / "Annotations" / "480p").is_dir():
+        return root
+    pytest.skip("no real DAVIS sequences: add ../shared/davis/DAVIS/")

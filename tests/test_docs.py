@@ -10,7 +10,7 @@ import shlex
 from pathlib import Path
 
 import pytest
-from realdata import real_nyu, real_voc, real_weights
+from realdata import real_davis, real_nyu, real_voc, real_weights
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
@@ -125,6 +125,7 @@ def test_python_blocks_run(page, tmp_path, monkeypatch):
         code = code.replace("data/VOCdevkit/VOC2012", str(voc2012))
         code = code.replace("weights/dinov2_vits14_pretrain.pth", str(weights))
         code = code.replace("data/nyu", str(real_nyu())) if "data/nyu" in code else code
+        code = code.replace("data/DAVIS", str(real_davis())) if "data/DAVIS" in code else code
         exec(compile(code, f"{page.name} block", "exec"), scope)  # noqa: S102 (the docs' own examples)
         ran += 1
     assert ran, f"{page}: every Python block is marked not run"

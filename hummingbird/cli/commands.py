@@ -10,7 +10,7 @@ from dataclasses import fields
 from pathlib import Path
 
 from hummingbird.catalog import DEFAULT_SPLITS
-from hummingbird.cli import depth
+from hummingbird.cli import depth, video
 from hummingbird.errors import ConfigError
 from hummingbird.settings import FungiOptions, SearchOptions
 
@@ -106,7 +106,10 @@ def cmd_evaluate(args) -> int:
     from hummingbird.runtime.distributed import rank_and_world, sum_over_ranks
     from hummingbird.segmenter import Segmenter
 
-    if depth.task_of(args) == "depth":
+    task = depth.task_of(args)
+    if task == "video":
+        return video.evaluate(args, _keywords(args))
+    if task == "depth":
         return depth.evaluate(args, _keywords(args))
     if args.protocol != "hummingbird":
         return _evaluate_probe(args)

@@ -20,13 +20,16 @@ from hummingbird.catalog import (
     DEPTH_DATASET_KINDS,
     DEPTH_ENCODINGS,
     EIGEN_CROP_NAMES,
+    VIDEO_DATASET_KINDS,
 )
 from hummingbird.cli.argtypes import int_at_least, non_negative_float, positive_float
+from hummingbird.cli.video import SEGMENTATION_OR_DEPTH, add_video_args, refused_with_video, refused_without_video
 from hummingbird.errors import ConfigError
 
-TASKS = ("segmentation", "depth")
-#: ``--dataset`` choices of the commands with ``--task``: segmentation layouts, then RGB-D-only ones.
-TASK_DATASET_KINDS = DATASET_KINDS + tuple(k for k in DEPTH_DATASET_KINDS if k not in DATASET_KINDS)
+TASKS = ("segmentation", "depth", "video")
+#: ``--dataset`` choices of the commands with ``--task``: segmentation layouts, then RGB-D-only, then video ones.
+TASK_DATASET_KINDS = DATASET_KINDS + tuple(k for k in DEPTH_DATASET_KINDS if k not in DATASET_KINDS) + \
+    VIDEO_DATASET_KINDS
 DEPTH_DEFAULTS = {"depth_encoding": DEFAULT_DEPTH_ENCODING, "depth_bins": DEFAULT_DEPTH_BINS,
                   "bin_decode": "log-expectation", "depth_scale": 1000.0, "eigen_crop": "bts", "min_depth": 1e-3,
                   "max_depth": 10.0, "border": "none"}
@@ -43,7 +46,9 @@ def add_task_args(p: argparse.ArgumentParser, command: str) -> None:
     p.add_argument("--task", choices=TASKS, default="segmentation",
                    help="segmentation: class labels; depth: monocular depth in metres from an RGB-D memory "
                         "(docs/depth.md; images keep their aspect ratio, --input-size is the short side"
-                        + outputs.get(command, "") + ")")
+                        + outputs.get(command, "") + ")"
+                        + ("; video: J&F of label propagation on DAVIS (docs/video.md)" if command == "evaluate"
+                           else "; video: see hummingbird propagate"))
     g = p.add_argument_group("depth (--task depth)")
     if command in ("build-memory", "evaluate"):
         g.add_argument("--depth-encoding", choices=DEPTH_ENCODINGS, default=None,
@@ -67,6 +72,7 @@ def add_task_args(p: argparse.ArgumentParser, command: str) -> None:
         g.add_argument("--max-depth", type=positive_float, default=None,
                        help="pixels scored where ground truth < max; predictions clipped to [min, max] "
                             "(default: 10 m, NYUv2's)")
+        add_video_args(p)
     if command == "segment":
         g.add_argument("--border", choices=("none", "nyu"), default=None,
                        help="nyu: the images are 640x480 NYU frames; only the region inside their white border "
@@ -78,6 +84,14 @@ def task_of(args) -> str:
     given = vars(args)
     task = given.get("task", "segmentation")
     dataset = given.get("dataset")
+    if task == "video":
+        refused_with_video(given)
+        used = [k for k, unset in SEGMENTATION_ONLY.items() if k in given and given[k] != unset]
+        used += [k for k in DEPTH_DEFAULTS if given.get(k) is not None]
+        if used:
+            raise ConfigError(f"--{used[0].replace('_', '-')} is not a video option; --task video does not use it")
+        return task
+    refused_without_video(given)
     if task == "depth":
         if dataset is not None and dataset not in DEPTH_DATASET_KINDS:
             raise ConfigError(f"--task depth reads RGB-D datasets ({', '.join(DEPTH_DATASET_KINDS)}), not "
@@ -99,6 +113,9 @@ def task_of(args) -> str:
 def check_task_options(args) -> None:
     """Refuse, in one line, options and datasets of the other task and a depth ``--out`` that is not one
     ``.safetensors`` file (called before any input file is checked)."""
+    if args.task == "video" and args.command != "evaluate":
+        raise ConfigError(f"{args.command} --task video: {SEGMENTATION_OR_DEPTH}; a video's masks come from "
+                          f"hummingbird propagate --frames DIR --first-mask PNG --out DIR")
     if task_of(args) == "depth" and args.command == "build-memory" and not args.out.endswith(".safetensors"):
         raise ConfigError(f"--out {args.out}: a depth memory is one .safetensors file")
 

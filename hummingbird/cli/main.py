@@ -27,11 +27,12 @@ from hummingbird.cli.commands import (
 )
 from hummingbird.cli.parser import build_parser
 from hummingbird.cli.prepare import cmd_prepare_data
+from hummingbird.cli.video import cmd_propagate
 from hummingbird.errors import HummingbirdError, command_line_names
 
 COMMANDS = {"build-memory": cmd_build_memory, "evaluate": cmd_evaluate, "segment": cmd_segment,
             "neighbours": cmd_neighbours, "viewer": cmd_viewer, "check-dataset": cmd_check_dataset,
-            "prepare-data": cmd_prepare_data, "backbones": cmd_backbones}
+            "prepare-data": cmd_prepare_data, "backbones": cmd_backbones, "propagate": cmd_propagate}
 
 
 def _user_message(exc: Exception) -> str:

@@ -31,6 +31,7 @@ from hummingbird.cli.argtypes import (
 )
 from hummingbird.cli.depth import TASK_DATASET_KINDS, add_task_args
 from hummingbird.cli.prepare import add_prepare_data_parser
+from hummingbird.cli.video import add_propagate_parser
 from hummingbird.datasets.cache import DATA_ENV
 from hummingbird.datasets.prepare.archives import PREPARED_DATASETS
 from hummingbird.models.precision import PRECISIONS
@@ -176,7 +177,8 @@ def _add_num_classes_arg(g) -> None:
 def _add_dataset_args(p: argparse.ArgumentParser, split_help: str, max_images_help: str) -> None:
     g = p.add_argument_group("dataset")
     g.add_argument("--dataset", choices=TASK_DATASET_KINDS, required=True,
-                   help="dataset layout (see the docs' Data preparation; RGB-D layouts nyu and folder: --task depth)")
+                   help="dataset layout (see the docs' Data preparation; RGB-D layouts nyu and folder: --task depth; "
+                        "davis: --task video)")
     g.add_argument("--data-root", default=None,
                    help=f"dataset folder (see the docs' Data preparation for layouts); default: the dataset in the "
                         f"data cache (${DATA_ENV}, else ~/.cache/hummingbird/data), prepared there first when absent "
@@ -349,6 +351,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_bank_query_args(p, shown=8)
 
     add_prepare_data_parser(sub)
+    add_propagate_parser(sub)
 
     p = sub.add_parser("backbones", help="list the backbone presets",
                        description="Every backbone preset: patch size, feature width, depth, default input size, "

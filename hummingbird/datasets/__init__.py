@@ -4,4 +4,5 @@ image reading (:mod:`~hummingbird.datasets.imageio`), paired transforms (:mod:`~
 batches (:mod:`~hummingbird.datasets.loader`), label conventions as data (:mod:`~hummingbird.datasets.classes`,
 :mod:`~hummingbird.datasets.palettes`), the official file sets (:mod:`~hummingbird.datasets.filesets`),
 checks (:mod:`~hummingbird.datasets.validation`), downloads and conversion (:mod:`hummingbird.datasets.prepare`)
-and a generated demo dataset (:mod:`~hummingbird.datasets.synthetic`)."""
+a generated demo dataset (:mod:`~hummingbird.datasets.synthetic`) and videos with object masks
+(:mod:`~hummingbird.datasets.davis`)."""

@@ -1,1 +1,2 @@
-"""Dense tasks beyond semantic segmentation on the same memory and decoder: depth (:mod:`.depth`)."""
+"""Dense tasks beyond semantic segmentation on the same memory and decoder: depth (:mod:`.depth`) and video
+label propagation (:mod:`.video`)."""
