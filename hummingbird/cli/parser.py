@@ -30,8 +30,10 @@ from hummingbird.cli.argtypes import (
     unit_interval,
 )
 from hummingbird.cli.depth import TASK_DATASET_KINDS, add_task_args
+from hummingbird.cli.label import add_label_parser
 from hummingbird.cli.prepare import add_prepare_data_parser
 from hummingbird.datasets.cache import DATA_ENV
+from hummingbird.datasets.prepare.archives import PREPARED_DATASETS
 from hummingbird.models.precision import PRECISIONS
 from hummingbird.settings import SEARCH_DEFAULTS, FungiOptions
 
@@ -348,6 +350,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_bank_query_args(p, shown=8)
 
     add_prepare_data_parser(sub)
+    add_label_parser(sub)
 
     p = sub.add_parser("backbones", help="list the backbone presets",
                        description="Every backbone preset: patch size, feature width, depth, default input size, "
