@@ -33,7 +33,10 @@ class FeatureCache:
     """Features of images by id, in memory and in ``folder``; ``encode(id) → (h, w, D)`` computes one."""
 
     def __init__(self, folder: Path, encode: Callable[[str], torch.Tensor]):
+        from hummingbird.app.state import remove_leftovers
+
         self.folder = make_folder(folder)
+        remove_leftovers(self.folder)
         self._encode = encode
         self._memory: dict[str, torch.Tensor] = {}
         self._encoder_lock = threading.Lock()

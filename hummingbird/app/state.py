@@ -59,6 +59,13 @@ def list_photos(folder: Path) -> dict[str, Path]:
     return photos
 
 
+def remove_leftovers(folder: Path) -> None:
+    """Delete the temporary files of writes a ``kill -9`` interrupted (``.<name>.<random>.tmp``; the files
+    they were to replace are intact)."""
+    for path in folder.glob(".*.tmp"):
+        path.unlink(missing_ok=True)
+
+
 def read_class_file(path: str | Path) -> list[str]:
     """Class names of a text file, one per line (blank lines skipped)."""
     from hummingbird.datasets.base import read_class_names
@@ -74,6 +81,7 @@ class LabelState:
         self.annotation_dir = make_folder(self.root / "annotations")
         self._lock = threading.Lock()
         self._versions: dict[str, int] = {}
+        remove_leftovers(self.annotation_dir)
         for path in self.annotation_dir.glob("*.png"):
             version = self._read_version(path)
             if version is not None:
