@@ -71,9 +71,9 @@ class LabelServer:
         request = urllib.request.Request(self.base + path, data=data, method=method, headers=headers)
         try:
             with urllib.request.urlopen(request, timeout=120) as response:
-                return response.status, response.read(), dict(response.headers)
+                return response.status, response.read(), {k.lower(): v for k, v in response.headers.items()}
         except urllib.error.HTTPError as exc:
-            return exc.code, exc.read(), dict(exc.headers)
+            return exc.code, exc.read(), {k.lower(): v for k, v in exc.headers.items()}
 
     def json(self, method: str, path: str, payload=None):
         status, body, _ = self.call(method, path, json.dumps(payload).encode() if payload is not None else None,
