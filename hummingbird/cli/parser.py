@@ -183,6 +183,9 @@ def _add_dataset_args(p: argparse.ArgumentParser, split_help: str, max_images_he
                         f"data cache (${DATA_ENV}, else ~/.cache/hummingbird/data), prepared there first when absent "
                         f"({', '.join(PREPARED_DATASETS)})")
     g.add_argument("--split", default=None, help=split_help)
+    g.add_argument("--images", dest="data_root", metavar="DIR", help="coco-json, labelme: the image folder (= --data-root)")
+    g.add_argument("--annotations", default=None, metavar="FILE.json",
+                   help="coco-json: the COCO JSON (polygons or RLE; categories are the classes); sets --split")
     g.add_argument("--max-images", type=positive_int, default=None, metavar="N", help=max_images_help)
     _add_num_classes_arg(g)
 
