@@ -5,6 +5,7 @@ every request. Saves the page's screenshot as docs/label_app.png."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import shutil
 import subprocess
@@ -35,7 +36,7 @@ def _browser():
 
 
 def _run(*args: str) -> subprocess.CompletedProcess:
-    done = subprocess.run([sys.executable, "-m", "hummingbird", *args], capture_output=True, text=True,
+    done = subprocess.run([sys.executable, "-m", "hummingbird", *args], check=False, capture_output=True, text=True,
                           env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     return done
@@ -56,7 +57,9 @@ def test_label_app_in_headless_chromium(tmp_path):
         from selenium.webdriver.common.by import By
         from selenium.webdriver.common.keys import Keys
 
-        hb = lambda expr: browser.execute_script(f"return window.hb && window.hb.{expr};")  # noqa: E731
+        def hb(expr):
+            return browser.execute_script(f"return window.hb && window.hb.{expr};")
+
         browser.get(server.url)
         wait_until(lambda: hb("ready"), 60)
         assert [e.get_attribute("data-name") for e in browser.find_elements(By.CSS_SELECTOR, ".thumb")] == names
@@ -72,7 +75,7 @@ def test_label_app_in_headless_chromium(tmp_path):
             chain = ActionChains(browser).move_to_element_with_offset(canvas, *(int(v * s) for v, s in
                                                                                 zip(points[0], (size["width"], size["height"]))))
             chain.click_and_hold()
-            for (x0, y0), (x1, y1) in zip(points, points[1:]):
+            for (x0, y0), (x1, y1) in itertools.pairwise(points):
                 chain.move_by_offset(int((x1 - x0) * size["width"]), int((y1 - y0) * size["height"]))
             chain.release().perform()
             wait_until(lambda: hb("saves") > saves_before and hb("saves") == hb("saves"), 120)

@@ -137,7 +137,7 @@ def test_kill_9_during_saves_leaves_a_state_the_app_resumes(served, tmp_path):
         answered = []
         stop = threading.Event()
 
-        def hammer():
+        def hammer(server=server, answered=answered, stop=stop):
             i = 0
             while not stop.is_set():
                 try:
@@ -161,7 +161,7 @@ def test_kill_9_during_saves_leaves_a_state_the_app_resumes(served, tmp_path):
         resumed = again.labels(f"/api/annotations/{ids[0]}.jpg")
         assert any(np.array_equal(resumed, m) for m in masks)
         assert not list((state / "annotations").glob(".*.tmp"))
-        status, images = again.json("GET", "/api/images")
+        images = again.json("GET", "/api/images")[1]
         assert images[0]["status"] == "annotated" and images[0]["version"] >= 1
         assert again.labels(f"/api/predictions/{ids[1]}.jpg").ndim == 2
     finally:

@@ -26,7 +26,7 @@ PLAIN_JPEG = (".jpg", ".jpeg")
 
 
 def _write_png(path: Path, values: np.ndarray, palette: np.ndarray) -> None:
-    from hummingbird.app.session import encode_index_png
+    from hummingbird.app.indexpng import encode_index_png
 
     with atomic_path(path) as tmp, open(tmp, "wb") as handle:
         handle.write(encode_index_png(values, palette))

@@ -14,8 +14,8 @@ import hashlib
 import json
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -86,7 +86,7 @@ class FeatureCache:
                     break
                 try:
                     self.get(image_id)
-                except Exception as exc:  # one unreadable image must not stop the pass
+                except Exception as exc:  # noqa: BLE001 - one unreadable image must not stop the pass
                     self.progress.setdefault("errors", []).append(f"{image_id}: {exc}")
                 self.progress["done"] += 1
                 self.progress["encoded"] += 1

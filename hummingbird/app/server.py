@@ -72,7 +72,8 @@ def create_app(labeller, token: str):
     from starlette.responses import FileResponse, JSONResponse, Response
     from starlette.routing import Route
 
-    from hummingbird.app.session import BadAnnotation, NothingAnnotated, encode_index_png
+    from hummingbird.app.indexpng import BadAnnotation, encode_index_png
+    from hummingbird.app.session import NothingAnnotated
     from hummingbird.app.state import StaleVersion
 
     thumbnails: dict[str, bytes] = {}
@@ -124,7 +125,7 @@ def create_app(labeller, token: str):
         except ValueError as exc:
             raise ValueError(f"body is not JSON ({exc})") from None
         if not isinstance(payload, dict):
-            raise ValueError("body must be a JSON object")
+            raise ValueError("body must be a JSON object")  # noqa: TRY004 - answered as a 400
         return payload
 
     def png(data: bytes, **headers) -> Response:

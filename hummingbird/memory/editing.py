@@ -9,7 +9,7 @@ left as it was) whose ``checksum`` is cleared: the edited bank is saved, and che
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 
