@@ -72,6 +72,11 @@ def test_coco_json_dataset_reads_rle_and_polygons_and_builds_a_memory(tmp_path):
     for i, image_id in enumerate(ids):
         image, mask = dataset.load_sample(i)
         assert np.array_equal(mask, expected[image_id]) and image.size == mask.shape[::-1]
+    from hummingbird.datasets.validation import scan_dataset
+
+    report = scan_dataset("coco-json", str(tmp_path / "photos"), str(tmp_path / "labels.json"), progress=False)
+    counted = sum(int((m != 255).sum()) for m in expected.values())
+    assert report.ok and report.images == 3 and sum(report.class_pixels.values()) == counted
     (tmp_path / "bad.json").write_text("{\"images\": 3}")
     with pytest.raises(DatasetError, match="bad.json"):
         load_dataset("coco-json", tmp_path / "photos", str(tmp_path / "bad.json"))
