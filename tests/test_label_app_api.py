@@ -166,3 +166,17 @@ def test_kill_9_during_saves_leaves_a_state_the_app_resumes(served, tmp_path):
         assert again.labels(f"/api/predictions/{ids[1]}.jpg").ndim == 2
     finally:
         again.stop()
+
+
+def test_binds_localhost_unless_asked_and_warns_when_asked(served, tmp_path):
+    server, _, _, folder, weights = served
+    assert server.url.startswith("http://127.0.0.1:") and "?token=" in server.url
+    exposed = LabelServer(folder / "photos", folder / "classes.txt", weights, "--host", "0.0.0.0",
+                          "--state", str(tmp_path / "state"))
+    try:
+        assert exposed.json("GET", "/api/status")[0] == 200
+        exposed.process.terminate()
+        exposed.process.wait(30)
+        assert "warning: listening on 0.0.0.0" in exposed.process.stderr.read()
+    finally:
+        exposed.stop()

@@ -118,7 +118,16 @@ class Labeller:
     def size(self, name: str) -> tuple[int, int]:
         """``(width, height)`` of a photo, upright."""
         if name not in self._sizes:
-            self._sizes[name] = self.image(name).size
+            from hummingbird.datasets.imageio import exif_orientation
+
+            try:
+                with Image.open(self.photos[name]) as img:  # the header only: the gallery lists hundreds
+                    width, height = img.size
+                    turned = exif_orientation(img) in (5, 6, 7, 8)
+            except (OSError, SyntaxError, ValueError):
+                width, height = self.image(name).size  # says what is wrong with the file
+                turned = False
+            self._sizes[name] = (height, width) if turned else (width, height)
         return self._sizes[name]
 
     def status(self, name: str) -> str:
