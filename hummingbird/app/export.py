@@ -43,6 +43,17 @@ def _copy_photo(source: Path, image: Image.Image, target: Path) -> None:
             image.save(tmp, format="JPEG", quality=95)
 
 
+def _remove_stale(out: Path, annotated: list[str], ids) -> None:
+    """Files an earlier export into ``out`` wrote for these photos that this one replaces: the prediction of an
+    image annotated since, the annotation and photo of an image no longer annotated."""
+    keep = set(annotated)
+    for image_id in ids:
+        stale = [out / "predictions" / f"{image_id}.png"] if image_id in keep else [
+            out / "SegmentationClass" / f"{image_id}.png", out / "JPEGImages" / f"{image_id}.jpg"]
+        for path in stale:
+            path.unlink(missing_ok=True)
+
+
 def coco_json(labeller, annotated: list[str]) -> dict:
     """COCO instances-style JSON of the annotations: one RLE mask per (image, class present)."""
     from pycocotools import mask as mask_utils
@@ -88,6 +99,7 @@ def export_labels(labeller, folder: str | Path) -> dict:
             _write_png(out / "SegmentationClass" / f"{image_id}.png", labeller.state.read(image_id), palette)
         write_text(out / "ImageSets" / "Segmentation" / "train.txt", "".join(f"{i}\n" for i in annotated))
         write_text(out / "classes.txt", "".join(f"{n}\n" for n in labeller.class_names))
+        _remove_stale(out, annotated, labeller.id_of.values())
         predicted = []
         for name, image_id in labeller.id_of.items():
             if image_id not in annotated:

@@ -46,7 +46,7 @@ class Labeller:
         self.name_of = {image_id: name for name, image_id in self.id_of.items()}
         self.state = LabelState(Path(state_dir) if state_dir else self.photos_dir / ".hummingbird")
         starting = _starting_annotations(annotations, self.photos) if annotations else None
-        names = self._class_names(list(class_names or []) or (starting[0] if starting else []))
+        names = self._class_names(list(class_names or []) + (starting[0] if starting else []))
         self.segmenter = Segmenter.empty(names, **keywords)
         self.lock = threading.RLock()
         self.memory_version = 0
@@ -72,7 +72,7 @@ class Labeller:
 
         stored = self.state.read_classes()
         names, colours = stored if stored else ([], [])
-        names = names + [n for n in given if n not in names]
+        names = list(dict.fromkeys(names + [str(n) for n in given]))
         if not names:
             raise ConfigError("no classes: give --classes FILE (one class name per line) or --annotations FILE.json")
         colours = colours + palette_for("folder", len(names), names)[len(colours):len(names)].tolist()
