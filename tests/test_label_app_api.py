@@ -127,6 +127,23 @@ def test_classes_are_renamed_and_added_never_removed(served):
     assert server.json("PUT", "/api/classes", {"names": ["a", "a", "b", "c", "d"]})[0] == 400
 
 
+def test_export_through_the_api_and_again_after_an_image_is_erased(served, tmp_path):
+    server, ids, voc, *_ = served
+    status, first = server.json("POST", "/api/export", {"dir": str(tmp_path / "out")})
+    assert status == 200 and first["annotated"] == [ids[0], ids[2]], first
+    assert (tmp_path / "out" / "SegmentationClass" / f"{ids[2]}.png").is_file()
+    assert sorted(p.stem for p in (tmp_path / "out" / "predictions").glob("*.png")) == [ids[1], ids[3]]
+    blank = np.full(voc_mask(voc, ids[2]).shape, 255, np.uint8)
+    assert server.call("PUT", f"/api/annotations/{ids[2]}.jpg?version=1", png_bytes(blank))[0] == 200
+    status, second = server.json("POST", "/api/export", {"dir": str(tmp_path / "out")})
+    assert status == 200 and second["annotated"] == [ids[0]]
+    assert not (tmp_path / "out" / "SegmentationClass" / f"{ids[2]}.png").exists()
+    assert not (tmp_path / "out" / "JPEGImages" / f"{ids[2]}.jpg").exists()
+    assert (tmp_path / "out" / "predictions" / f"{ids[2]}.png").is_file()
+    assert (tmp_path / "out" / "ImageSets" / "Segmentation" / "train.txt").read_text().split() == [ids[0]]
+    assert server.json("GET", "/api/images")[1][2]["status"] == "predicted"
+
+
 def test_kill_9_during_saves_leaves_a_state_the_app_resumes(served, tmp_path):
     _, ids, voc, folder, weights = served
     state = tmp_path / "state"
@@ -143,7 +160,7 @@ def test_kill_9_during_saves_leaves_a_state_the_app_resumes(served, tmp_path):
                 try:
                     status = server.call("PUT", f"/api/annotations/{ids[0]}.jpg", bodies[i % 2])[0]
                     answered.append((status, i % 2))
-                except OSError:
+                except (OSError, http.client.HTTPException):  # the server died mid-answer
                     return
                 i += 1
 
