@@ -197,3 +197,25 @@ def test_binds_localhost_unless_asked_and_warns_when_asked(served, tmp_path):
         assert "warning: listening on 0.0.0.0" in exposed.process.stderr.read()
     finally:
         exposed.stop()
+
+
+def test_bad_command_lines_are_one_line_before_any_model_loads(tmp_path):
+    import subprocess
+    import sys
+
+    from label_server import ROOT
+
+    (tmp_path / "photos").mkdir()
+    Image.new("RGB", (64, 48)).save(tmp_path / "photos" / "a.jpg")
+    (tmp_path / "empty").mkdir()
+    cases = {("/nonexistent/photos",): "/nonexistent/photos: PHOTOS_DIR folder not found",
+             (str(tmp_path / "photos"), "--classes", "nope.txt"): "nope.txt: --classes file not found",
+             (str(tmp_path / "photos"), "--annotations", "nope.json"): "nope.json: --annotations file not found",
+             (str(tmp_path / "photos"),): "no classes: give --classes FILE",
+             (str(tmp_path / "empty"),): "no images"}
+    for argv, message in cases.items():
+        done = subprocess.run([sys.executable, "-m", "hummingbird", "label", *argv, "--weights", "random"],
+                              check=False, capture_output=True, text=True, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+                              timeout=120)
+        assert done.returncode == 2 and message in done.stderr and len(done.stderr.strip().splitlines()) == 1, \
+            (argv, done.stderr)
