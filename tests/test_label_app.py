@@ -46,7 +46,7 @@ def test_label_app_in_headless_chromium(tmp_path):
     weights, voc = real_weights(), real_voc()
     browser = _browser()
     photos = tmp_path / "photos"
-    ids = voc_photos(voc, photos, 5)
+    ids = voc_photos(voc, photos, 6)
     names = [f"{i}.jpg" for i in ids]
     (tmp_path / "classes.txt").write_text("\n".join(CLASSES) + "\n")
     (tmp_path / "outside.jpg").write_bytes((photos / names[0]).read_bytes())
@@ -128,6 +128,42 @@ def test_label_app_in_headless_chromium(tmp_path):
         (ROOT / "docs").mkdir(exist_ok=True)
         browser.save_screenshot(str(ROOT / "docs" / "label_app.png"))
 
+        # the tools on a sixth image: polygon by clicks, eraser, undo / redo, accept the prediction
+        browser.find_element(By.CSS_SELECTOR, f'.thumb[data-name="{names[5]}"]').click()
+        wait_until(lambda: hb("open") == names[5] and hb("prediction"))
+        body = browser.find_element(By.TAG_NAME, "body")
+        body.send_keys("l")
+        pick_class(2)
+        rect = browser.execute_script("const r = arguments[0].getBoundingClientRect(); "
+                                      "return {width: r.width, height: r.height};", canvas)
+        corners = [(-0.3, -0.3), (0.3, -0.3), (0.3, 0.3), (-0.3, 0.3)]
+        saves = hb("saves")
+        for i, (x, y) in enumerate(corners):
+            chain = ActionChains(browser).move_to_element_with_offset(canvas, int(x * rect["width"]),
+                                                                     int(y * rect["height"]))
+            (chain.double_click() if i == len(corners) - 1 else chain.click()).perform()
+        wait_until(lambda: hb("saves") > saves, 60)
+        time.sleep(0.3)
+        polygon = server.labels(f"/api/annotations/{names[5]}")
+        h, w = polygon.shape
+        assert polygon[h // 2, w // 2] == 2 and polygon[5, 5] == 255 and 0.25 < (polygon == 2).mean() < 0.5
+        body.send_keys("e")
+        paint([(-0.45, 0.0), (0.45, 0.0)], hb("saves"))
+        erased = server.labels(f"/api/annotations/{names[5]}")
+        assert erased[h // 2, w // 2] == 255 and (erased == 2).sum() < (polygon == 2).sum()
+        for keys, expected in ((Keys.CONTROL + "z", polygon), (Keys.CONTROL + "y", erased)):
+            saves = hb("saves")
+            body.send_keys(keys)
+            wait_until(lambda: hb("saves") > saves, 60)  # noqa: B023 - used at once
+            time.sleep(0.3)
+            assert np.array_equal(server.labels(f"/api/annotations/{names[5]}"), expected)
+        saves = hb("saves")
+        body.send_keys("a")  # accept the prediction into the unlabelled pixels
+        wait_until(lambda: hb("saves") > saves, 60)
+        time.sleep(0.3)
+        accepted = server.labels(f"/api/annotations/{names[5]}")
+        assert (accepted != 255).all() and np.array_equal(accepted[erased != 255], erased[erased != 255])
+
         # export from the page
         out = tmp_path / "export"
         field = browser.find_element(By.ID, "export-dir")
@@ -135,13 +171,13 @@ def test_label_app_in_headless_chromium(tmp_path):
         browser.find_element(By.ID, "export").click()
         wait_until(lambda: hb("exports") >= 1, 120)
         result = json.loads((out / "export.json").read_text())
-        assert sorted(result["annotated"]) == sorted(ids[:2])
+        assert sorted(result["annotated"]) == sorted([*ids[:2], ids[5]])
         assert (out / "ImageSets/Segmentation/train.txt").read_text().split() == result["annotated"]
         assert np.array_equal(np.array(Image.open(out / "SegmentationClass" / f"{ids[0]}.png")), annotation_1)
         assert (out / "classes.txt").read_text().split() == CLASSES
         coco = json.loads((out / "annotations.json").read_text())
         assert [c["name"] for c in coco["categories"]] == CLASSES and coco["annotations"]
-        app_labels = {i: server.labels(f"/api/predictions/{i}.jpg") for i in ids[2:]}
+        app_labels = {i: server.labels(f"/api/predictions/{i}.jpg") for i in ids[2:5]}
     finally:
         browser.quit()
         server.stop()
@@ -151,9 +187,9 @@ def test_label_app_in_headless_chromium(tmp_path):
     _run("build-memory", "--dataset", "voc", "--data-root", str(out), "--split", "train", "--no-augment",
          "--backbone", weights[0], "--weights", str(weights[1]), "--input-size", "224", "--out",
          str(tmp_path / "built.safetensors"), "--no-progress", "--num-workers", "0")
-    _run("segment", "--bank", result["bank"], "--images", *[str(photos / f"{i}.jpg") for i in ids[2:]],
+    _run("segment", "--bank", result["bank"], "--images", *[str(photos / f"{i}.jpg") for i in ids[2:5]],
          "--out-dir", str(tmp_path / "segmented"), "--resize-mode", "square", "--no-progress")
-    for i in ids[2:]:
+    for i in ids[2:5]:
         segmented = np.array(Image.open(tmp_path / "segmented" / f"{i}.png"))
         assert np.array_equal(segmented, app_labels[i])
         assert np.array_equal(np.array(Image.open(out / "predictions" / f"{i}.png")), app_labels[i])

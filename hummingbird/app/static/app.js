@@ -199,7 +199,7 @@
     if (!info) return;
     await flush();
     hb.open = name; hb.width = info.width; hb.height = info.height;
-    undoStack = []; redoStack = [];
+    undoStack = []; redoStack = []; lassoPoints = [];
     for (const c of Object.values(layers)) { c.width = hb.width; c.height = hb.height; }
     scratch = document.createElement("canvas"); scratch.width = hb.width; scratch.height = hb.height;
     const img = new Image();
@@ -268,10 +268,37 @@
     stroke.points.push(toImage(event));
     drawStroke();
   });
-  function endStroke() {
+  function isClick(points) {
+    const xs = points.map((p) => p[0]), ys = points.map((p) => p[1]);
+    return Math.max(...xs) - Math.min(...xs) < 3 && Math.max(...ys) - Math.min(...ys) < 3;
+  }
+  function previewPolygon() {
+    const view = layers.input.getContext("2d");
+    view.clearRect(0, 0, hb.width, hb.height);
+    if (!lassoPoints.length) return;
+    view.strokeStyle = strokeColour(); view.lineWidth = 2; view.beginPath();
+    view.moveTo(lassoPoints[0][0], lassoPoints[0][1]);
+    for (const p of lassoPoints.slice(1)) view.lineTo(p[0], p[1]);
+    view.stroke();
+    for (const p of lassoPoints) view.fillRect(p[0] - 2, p[1] - 2, 4, 4);
+  }
+  function closePolygon() {  // double-click or Enter: fill the clicked polygon
+    if (lassoPoints.length < 3) { lassoPoints = []; previewPolygon(); return; }
+    stroke = { tool: "lasso", points: lassoPoints };
+    lassoPoints = [];
+    endStroke(true);
+  }
+  function endStroke(polygon) {
     if (panning) { panning = null; return; }
     if (!stroke) return;
     const tool = stroke.tool;
+    if (tool === "lasso" && polygon !== true && isClick(stroke.points)) {  // a click: one polygon vertex
+      lassoPoints.push(stroke.points[0]);
+      stroke = null;
+      previewPolygon();
+      return;
+    }
+    lassoPoints = [];
     const before = hb.labels.slice();
     drawStroke();
     stroke = null;
@@ -281,8 +308,9 @@
       scheduleSave();
     }
   }
-  layers.input.addEventListener("pointerup", endStroke);
-  layers.input.addEventListener("pointercancel", endStroke);
+  layers.input.addEventListener("pointerup", () => endStroke(false));
+  layers.input.addEventListener("pointercancel", () => endStroke(false));
+  layers.input.addEventListener("dblclick", closePolygon);
   $("viewport").addEventListener("wheel", (event) => {
     event.preventDefault();
     const box = $("viewport").getBoundingClientRect();
@@ -312,6 +340,8 @@
     if (event.target.tagName === "INPUT" && event.target.type !== "checkbox" && event.target.type !== "range") return;
     const key = event.key.toLowerCase();
     if (key === " ") { spaceDown = true; event.preventDefault(); return; }
+    if (key === "enter") return closePolygon();
+    if (key === "escape") { lassoPoints = []; previewPolygon(); return; }
     if ((event.ctrlKey || event.metaKey) && key === "z") { event.preventDefault(); return event.shiftKey ? redo() : undo(); }
     if ((event.ctrlKey || event.metaKey) && key === "y") { event.preventDefault(); return redo(); }
     if (event.ctrlKey || event.metaKey || event.altKey) return;
