@@ -128,6 +128,19 @@ def test_label_app_in_headless_chromium(tmp_path):
         (ROOT / "docs").mkdir(exist_ok=True)
         browser.save_screenshot(str(ROOT / "docs" / "label_app.png"))
 
+        # confidence view and "least confident first"
+        body = browser.find_element(By.TAG_NAME, "body")
+        body.send_keys("c")
+        wait_until(lambda: hb("confidenceImage"), 60)
+        browser.find_element(By.ID, "sort-confidence").click()
+        wait_until(lambda: "least confident first" in browser.find_element(By.ID, "message").text, 60)
+        thumbs = browser.find_elements(By.CSS_SELECTOR, ".thumb")
+        scores = [float(t.find_element(By.CSS_SELECTOR, ".badge").text.split()[1].rstrip("%"))
+                  for t in thumbs if t.get_attribute("data-status") == "predicted"]
+        assert len(scores) == 4 and scores == sorted(scores)
+        assert [t.get_attribute("data-status") for t in thumbs][:4] == ["predicted"] * 4
+        body.send_keys("c")
+
         # the tools on a sixth image: polygon by clicks, eraser, undo / redo, accept the prediction
         browser.find_element(By.CSS_SELECTOR, f'.thumb[data-name="{names[5]}"]').click()
         wait_until(lambda: hb("open") == names[5] and hb("prediction"))

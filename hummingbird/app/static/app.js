@@ -358,7 +358,7 @@
   document.addEventListener("keyup", (event) => { if (event.key === " ") spaceDown = false; });
 
   // ------------------------------------------------------------------ saving (debounced; one request in flight)
-  let timer = null, saving = null, dirty = false;
+  let timer = null, saving = null, dirty = false, thumbTimer = null;
   function scheduleSave() { dirty = true; clearTimeout(timer); timer = setTimeout(save, 150); }
   async function save() {
     timer = null;
@@ -379,7 +379,8 @@
       say("saved");
       await loadPrediction();
       await refreshImages(false);
-      refreshThumbnails();
+      clearTimeout(thumbTimer);  // while painting fast, the thumbnails follow once the strokes pause
+      thumbTimer = setTimeout(refreshThumbnails, 600);
     })().catch((e) => { say("save failed: " + e.message); hb.error = String(e); }).finally(() => { saving = null; });
     await saving;
   }
