@@ -73,3 +73,28 @@ def test_segmenter_labelling_loop_replaces_rows_and_matches_segment():
     assert seg.bank.metadata["image_ids"] == ["b"] and len(seg.bank) == 16
     seg.set_class_names(["bg", "thing", "other", "new"])
     assert seg.num_classes == 4 and seg.segment_features(feats[0], (48, 80)).max() <= 3
+
+
+def test_feature_cache_computes_once_reads_back_and_replaces_a_damaged_file(tmp_path):
+    from hummingbird.app.features import FeatureCache
+
+    calls = []
+
+    def encode(image_id):
+        calls.append(image_id)
+        return torch.full((2, 3, 4), float(len(calls)))
+
+    cache = FeatureCache(tmp_path / "f", encode, keep=1)
+    first = cache.get("a")
+    assert torch.equal(cache.get("a"), first) and calls == ["a"]
+    cache.get("b")  # "a" leaves memory (keep=1) and is read back from disk
+    assert torch.equal(cache.get("a"), first) and calls == ["a", "b"]
+    (tmp_path / "f" / "b.npy").write_bytes(b"damaged")
+    again = FeatureCache(tmp_path / "f", encode)
+    assert again.cached("b") and torch.equal(again.get("b"), torch.full((2, 3, 4), 3.0)) and calls == ["a", "b", "b"]
+    (tmp_path / "f" / ".c.npy.123.tmp").write_bytes(b"left by kill -9")
+    FeatureCache(tmp_path / "f", encode)
+    assert not list((tmp_path / "f").glob(".*.tmp"))
+    again.start_first_pass(["a", "b", "c"])
+    again.wait(30)
+    assert again.progress["done"] == 3 and again.progress["encoded"] == 1 and calls[-1] == "c"

@@ -14,6 +14,7 @@ import hashlib
 import json
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 
@@ -30,15 +31,18 @@ def pipeline_digest(metadata: dict) -> str:
 
 
 class FeatureCache:
-    """Features of images by id, in memory and in ``folder``; ``encode(id) → (h, w, D)`` computes one."""
+    """Features of images by id, on disk in ``folder`` and the ``keep`` most recently used in memory;
+    ``encode(id) → (h, w, D)`` computes one."""
 
-    def __init__(self, folder: Path, encode: Callable[[str], torch.Tensor]):
+    def __init__(self, folder: Path, encode: Callable[[str], torch.Tensor], keep: int = 256):
         from hummingbird.app.state import remove_leftovers
 
         self.folder = make_folder(folder)
         remove_leftovers(self.folder)
         self._encode = encode
-        self._memory: dict[str, torch.Tensor] = {}
+        self._memory: OrderedDict[str, torch.Tensor] = OrderedDict()
+        self._keep = keep
+        self._memory_lock = threading.Lock()
         self._encoder_lock = threading.Lock()
         self.progress = {"done": 0, "total": 0, "seconds": 0.0, "running": False}
         self._thread: threading.Thread | None = None
@@ -52,23 +56,29 @@ class FeatureCache:
 
     def get(self, image_id: str) -> torch.Tensor:
         """The image's features: from memory, else from disk, else computed now (and stored)."""
-        feats = self._memory.get(image_id)
-        if feats is not None:
-            return feats
+        with self._memory_lock:
+            feats = self._memory.get(image_id)
+            if feats is not None:
+                self._memory.move_to_end(image_id)
+                return feats
         path = self._path(image_id)
         if path.is_file():
             try:
                 feats = torch.from_numpy(np.load(path))
             except (OSError, ValueError):
-                feats = None  # unreadable (never partial: writes are atomic): computed again
+                feats = None  # unreadable (never partial: writes are atomic; damaged elsewhere): computed again
+                path.unlink(missing_ok=True)
         if feats is None:
             with self._encoder_lock:
-                if image_id in self._memory:
-                    return self._memory[image_id]
+                if image_id in self._memory or path.is_file():  # another thread encoded it meanwhile
+                    return self.get(image_id)
                 feats = self._encode(image_id).float().contiguous()
-            with atomic_path(path) as tmp, open(tmp, "wb") as handle:
-                np.save(handle, feats.numpy())
-        self._memory[image_id] = feats
+                with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+                    np.save(handle, feats.numpy())
+        with self._memory_lock:
+            self._memory[image_id] = feats
+            while len(self._memory) > self._keep:  # the rest are read from disk again (about 1 ms each)
+                self._memory.popitem(last=False)
         return feats
 
     def start_first_pass(self, image_ids: list[str]) -> None:
