@@ -25,6 +25,7 @@ from urllib.parse import parse_qs
 
 from hummingbird.errors import HummingbirdError
 
+BROWSER_IMAGES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")  # served as stored; others converted to PNG
 MAX_BODY = 32 << 20  # bytes of one request body (an index PNG of a 6000x4000 photo is far smaller)
 COOKIE = "hummingbird_token"
 STATIC = {"index.html": "text/html; charset=utf-8", "app.js": "text/javascript; charset=utf-8",
@@ -154,7 +155,15 @@ def create_app(labeller, token: str):
         return JSONResponse(await run_in_threadpool(labeller.images, confidence))
 
     async def image_file(request: Request):
-        return FileResponse(labeller.photos[photo(request)])
+        name = photo(request)
+        if labeller.photos[name].suffix.lower() in BROWSER_IMAGES:
+            return FileResponse(labeller.photos[name])
+
+        def converted():  # TIFF and the like: sent as PNG, upright, 8-bit RGB
+            out = io.BytesIO()
+            labeller.image(name).save(out, format="PNG")
+            return out.getvalue()
+        return Response(await run_in_threadpool(converted), media_type="image/png")
 
     async def thumbnail(request: Request):
         name = photo(request)
