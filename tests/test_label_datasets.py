@@ -144,3 +144,21 @@ def test_label_app_opens_a_coco_json_as_its_starting_annotations(tmp_path):
     finally:
         labeller.close()
     shutil.rmtree(tmp_path / "photos" / ".hummingbird")
+
+
+def test_label_app_classes_renamed_in_the_page_survive_a_restart_with_the_same_classes_file(tmp_path):
+    voc, weights = real_voc(), real_weights()
+    voc_photos(voc, tmp_path / "photos", 1)
+    from hummingbird.app.session import Labeller
+
+    keywords = {"first_pass": False, "backbone": weights[0], "weights": str(weights[1]), "input_size": 224}
+    labeller = Labeller(tmp_path / "photos", ["background", "aeroplane"], **keywords)
+    labeller.set_classes(["background", "plane", "cat"])
+    labeller.close()
+    again = Labeller(tmp_path / "photos", ["background", "aeroplane"], **keywords)
+    assert again.class_names == ["background", "plane", "cat"]
+    again.close()
+    grown = Labeller(tmp_path / "photos", ["background", "aeroplane", "cat", "dog", "cat"], **keywords)
+    assert grown.class_names == ["background", "plane", "cat", "dog"]  # the file's lines beyond the state's
+    assert len(grown.colours) == 4
+    grown.close()

@@ -46,7 +46,7 @@ class Labeller:
         self.name_of = {image_id: name for name, image_id in self.id_of.items()}
         self.state = LabelState(Path(state_dir) if state_dir else self.photos_dir / ".hummingbird")
         starting = _starting_annotations(annotations, self.photos) if annotations else None
-        names = self._class_names(list(class_names or []) + (starting[0] if starting else []))
+        names = self._class_names(list(class_names or []), starting[0] if starting else [])
         self.segmenter = Segmenter.empty(names, **keywords)
         self.lock = threading.RLock()
         self.memory_version = 0
@@ -67,12 +67,14 @@ class Labeller:
 
     # ------------------------------------------------------------------ classes
 
-    def _class_names(self, given: list[str]) -> list[str]:
+    def _class_names(self, listed: list[str], imported: list[str]) -> list[str]:
+        """The state's classes (renamed and added in the page), then the lines of ``--classes`` beyond them
+        (classes added to the file since), then the ``--annotations`` categories not among them."""
         from hummingbird.datasets.palettes import palette_for
 
         stored = self.state.read_classes()
         names, colours = stored if stored else ([], [])
-        names = list(dict.fromkeys(names + [str(n) for n in given]))
+        names = list(dict.fromkeys(names + [str(n) for n in listed[len(names):]] + [str(n) for n in imported]))
         if not names:
             raise ConfigError("no classes: give --classes FILE (one class name per line) or --annotations FILE.json")
         colours = colours + palette_for("folder", len(names), names)[len(colours):len(names)].tolist()
