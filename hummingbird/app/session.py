@@ -105,7 +105,7 @@ class Labeller:
             if colours is not None:
                 chosen = checked_palette(colours, len(names)).tolist()
             else:
-                chosen = self.colours + palette_for("folder", len(names), names)[len(self.colours):].tolist()
+                chosen = self.colours + palette_for("folder", len(names), names)[len(self.colours):len(names)].tolist()
             self.segmenter.set_class_names(names)
             self.class_names, self.colours = names, [list(map(int, c)) for c in chosen]
             self.state.write_classes(self.class_names, self.colours)
