@@ -33,7 +33,8 @@ DEFAULT_INPUT_SIZE = {14: 504, 8: 512, 16: 512}
 
 # Dataset kinds of ``hummingbird.datasets.base.DATASETS`` and their default (training, evaluation) splits.
 DEFAULT_SPLITS = {"voc": ("trainaug", "val"), "ade20k": ("training", "validation"), "folder": ("train", "val"),
-                  "coco_things": ("train", "val"), "coco_stuff": ("train", "val"), "cityscapes": ("train", "val")}
+                  "coco_things": ("train", "val"), "coco_stuff": ("train", "val"), "cityscapes": ("train", "val"),
+                  "coco-json": ("annotations.json", "annotations.json"), "labelme": ("all", "all")}
 DATASET_KINDS = tuple(DEFAULT_SPLITS)
 # RGB-D layouts of ``hummingbird.datasets.depth`` (``--task depth``) and their default (memory, evaluation) splits.
 DEFAULT_DEPTH_SPLITS = {"nyu": ("train", "test"), "folder": ("train", "val")}

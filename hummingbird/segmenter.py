@@ -151,6 +151,132 @@ class Segmenter:
         segmenter = cls(bank, pipeline, search, bank_path=path, sources=bank_sources(bank, path, data_root))
         return segmenter.with_palette(palette)
 
+    @classmethod
+    def empty(cls, class_names: Sequence[str], *, palette=None, protocol_preset: str = "default",
+              **keywords) -> "Segmenter":
+        """A segmenter whose memory holds no example yet, over ``class_names``: add, replace and remove
+        annotated images one by one with :meth:`set_example` and :meth:`remove_example` (an interactive
+        labelling loop). Keywords as :meth:`from_examples` (token features only); the neighbour search is
+        exact unless ``index=`` says otherwise (an edited memory is searched again after every change)."""
+        from hummingbird.memory.editing import empty_bank
+
+        settings, search = split_keywords(dict(keywords, protocol_preset=protocol_preset), "Segmenter.empty",
+                                          _parameters(cls.empty))
+        names = [str(n) for n in class_names]
+        if not names or len(names) > 255 or len(set(names)) != len(names):
+            raise ConfigError(f"class_names: give 1 to 255 distinct names (got {len(names)}, "
+                              f"{len(set(names))} distinct)")
+        if settings.features != "tokens":
+            raise ConfigError(f"{option('features', settings.features)}: an empty memory takes token features only "
+                              f"(FUNGI features need a training split)")
+        search.index = search.index or "exact"
+        pipeline = resolve_pipeline(settings)
+        meta = {**pipeline.features.metadata(), "target_kind": "classes", "input_size": pipeline.size,
+                "dataset": MEMORY_DATASET, "split": "examples", "memory_size": None, "augmentation_epochs": 1,
+                "seed": settings.seed, "protocol_preset": pipeline.protocol.name, "augmentation": "EvalResize",
+                "feature_dtype": "float32", "image_files": []}
+        bank = empty_bank(pipeline.features.dim, names, meta)
+        return cls(bank, pipeline, search, sources=None).with_palette(palette)
+
+    def encode(self, image, image_id: str | None = None) -> torch.Tensor:
+        """Patch features ``(h, w, D)`` float32 (CPU) of ``image`` resized to the input size square, as a
+        memory example is encoded (and as :meth:`segment_features` queries them): compute them once, keep
+        them, label the image again and again as the memory changes."""
+        from hummingbird.memory.tiling import resize_image
+
+        picture = self.read_image(image)
+        size = self.pipeline.size
+        pixels = resize_image(picture, (size, size))[None].to(self.pipeline.device)
+        with torch.inference_mode():
+            feats = self.pipeline.features(pixels, [image_id] if image_id else None)
+        return feats[0].float().cpu()
+
+    def set_example(self, image_id: str, image, mask, *, features: torch.Tensor | None = None,
+                    file: str | Path | None = None) -> "Segmenter":
+        """Make ``image`` with ``mask`` (``(H, W)`` class indices, 255 unlabelled) the memory's example
+        ``image_id``: its rows **replace** those of an earlier call with the same id (never duplicated).
+        ``features``: the image's :meth:`encode` output, when already computed; ``file``: the image's path,
+        recorded for neighbour pictures. A mask with no labelled pixel leaves the image no rows. Returns ``self``."""
+        from hummingbird.datasets.transforms import EvalResize
+        from hummingbird.memory.editing import replace_image_rows
+
+        picture = self.read_image(image, image_id)
+        values = np.asarray(mask)
+        if values.shape != (picture.height, picture.width):
+            raise ConfigError(f"{image_id}: mask is {'x'.join(map(str, values.shape[::-1]))}, its image "
+                              f"{picture.width}x{picture.height}")
+        bad = np.unique(values[(values != 255) & ((values < 0) | (values >= self.num_classes))])
+        if bad.size:
+            raise ConfigError(f"{image_id}: mask values {bad[:10].tolist()} are not classes 0..{self.num_classes - 1} "
+                              f"or 255 (unlabelled)")
+        size, p = self.pipeline.size, self.pipeline.patch_size
+        _, mask_t, view = EvalResize(size)(picture, values.astype(np.int64))
+        feats = self.encode(picture, image_id) if features is None else features
+        dists = self.pipeline.protocol.patch_labels(mask_t[None], p, self.num_classes)[0]  # (h, w, C)
+        h, w, c = dists.shape
+        if tuple(feats.shape[:2]) != (h, w):
+            raise ConfigError(f"{image_id}: features of a {feats.shape[0]}x{feats.shape[1]} patch grid, "
+                              f"expected {h}x{w}")
+        flat = dists.reshape(-1, c)
+        keep = (flat.sum(-1) > 0).nonzero(as_tuple=True)[0]
+        cells = torch.stack([keep // w, keep % w], 1)
+        bank = self.memory_bank()
+        ids = list(bank.metadata.get("image_ids", []))
+        files = list(bank.metadata.get("image_files") or [None] * len(ids))
+        new = replace_image_rows(bank, image_id, feats.reshape(-1, feats.shape[-1])[keep], flat[keep], cells,
+                                 view.tolist())
+        if image_id not in ids:
+            files.append(None)
+        files[new.metadata["image_ids"].index(image_id)] = str(file) if file is not None else None
+        new.metadata["image_files"] = files
+        self.bank = new
+        return self._memory_changed()
+
+    def remove_example(self, image_id: str) -> "Segmenter":
+        """Drop example ``image_id`` (all its rows) from the memory; nothing happens when it is not there."""
+        from hummingbird.memory.editing import remove_image_rows
+
+        self.bank = remove_image_rows(self.memory_bank(), image_id)
+        return self._memory_changed()
+
+    def set_class_names(self, class_names: Sequence[str]) -> "Segmenter":
+        """Rename classes and append new ones (never remove: memory rows would lose their labels)."""
+        from hummingbird.memory.editing import with_class_names
+
+        self.bank = with_class_names(self.memory_bank(), [str(n) for n in class_names])
+        palette = self.bank.metadata.get("palette")
+        if palette is not None and len(palette) != self.num_classes:
+            self.bank.metadata.pop("palette")
+        return self._memory_changed()
+
+    def _memory_changed(self) -> "Segmenter":
+        self._index, self._index_spec, self._sources = None, None, None
+        self._decoders.clear()
+        self.bank_path = None
+        return self
+
+    def segment_features(self, features: torch.Tensor, size: tuple[int, int], *, return_probs: bool = False):
+        """Label map ``(H, W)`` int64 at ``size = (H, W)`` from an image's :meth:`encode` features (nothing is
+        encoded again); ``return_probs``: also the patch-grid class distributions ``(h, w, C)``."""
+        if len(self.bank) == 0:
+            raise ConfigError("the memory is empty: annotate an image first")
+        decoder = self.decoder(min(self.search.k, len(self.bank)))  # a first stroke may give fewer rows than k
+        dists = decoder.patch_distributions(features[None].float())
+        labels = decoder.upsample(dists, tuple(size))[0].numpy()
+        return (labels, dists[0]) if return_probs else labels
+
+    def neighbours_of_features(self, features: torch.Tensor, row: int, col: int, k: int = 8) -> list[Neighbour]:
+        """The ``k`` nearest memory patches of patch ``(row, col)`` of :meth:`encode` features."""
+        if len(self.bank) == 0:
+            raise ConfigError("the memory is empty: annotate an image first")
+        h, w = features.shape[:2]
+        if not (0 <= row < h and 0 <= col < w):
+            raise ConfigError(f"{option('patch', (row, col))} is outside the {h}x{w} patch grid")
+        k = min(k, len(self.bank))
+        wide = HummingbirdDecoder(self.decoder(min(self.search.k, len(self.bank))).index, self.bank.labels, k=k, temperature=self.search.temperature)
+        sims, rows = wide.neighbours(features[None, row:row + 1, col:col + 1].float())
+        return describe_neighbours(self.memory_bank(), rows[0, 0, 0], sims[0, 0, 0])
+
     # ------------------------------------------------------------------------- the bank
 
     @property

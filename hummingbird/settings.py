@@ -303,7 +303,7 @@ def open_dataset(kind: str, root: str | Path, split: str, transform, protocol: P
     ``evaluation``), restricted to a file set when given, then to its first ``max_images`` images."""
     from hummingbird.datasets.registry import load_dataset
 
-    extra = {"num_classes": num_classes} if kind in ("folder", "voc") else {}
+    extra = {"num_classes": num_classes} if kind in ("folder", "voc", "labelme") else {}
     extra.update(protocol.dataset_options(kind, role))
     dataset = load_dataset(kind, root, split, transform, seed=seed, fileset=fileset, **extra).first(max_images)
     dataset.min_side = min_side

@@ -41,6 +41,19 @@ def check_inputs(args) -> None:
     from hummingbird.files.paths import require_bank, require_data_root, require_weights, weights_from_environment
 
     given = vars(args)
+    if args.command == "label":
+        for flag, path, kind in (("PHOTOS_DIR", args.photos, "folder"), ("--classes", args.classes, "file"),
+                                 ("--annotations", args.annotations, "file")):
+            if path is not None and not (Path(path).is_dir() if kind == "folder" else Path(path).is_file()):
+                raise ConfigError(f"{path}: {flag} {kind} not found")
+    elif given.get("annotations") is not None:  # coco-json: the annotation file is the split
+        if args.dataset != "coco-json":
+            raise ConfigError(f"--annotations is read with --dataset coco-json, not {args.dataset}")
+        if args.split is not None:
+            raise ConfigError("--dataset coco-json: give --annotations FILE.json or --split FILE.json, not both")
+        args.split = args.annotations
+    if given.get("dataset") in ("coco-json", "labelme") and given.get("data_root", given.get("path")) is None:
+        raise ConfigError(f"--dataset {args.dataset}: give the image folder (--images DIR or --data-root DIR)")
     if "task" in given:  # options of the other task are refused before any file is looked at
         depth.check_task_options(args)
     if given.get("bank"):

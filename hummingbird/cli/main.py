@@ -25,6 +25,7 @@ from hummingbird.cli.commands import (
     cmd_viewer,
     resolve_defaults,
 )
+from hummingbird.cli.label import cmd_label
 from hummingbird.cli.parser import build_parser
 from hummingbird.cli.prepare import cmd_prepare_data
 from hummingbird.cli.video import cmd_propagate
@@ -32,7 +33,8 @@ from hummingbird.errors import HummingbirdError, command_line_names
 
 COMMANDS = {"build-memory": cmd_build_memory, "evaluate": cmd_evaluate, "segment": cmd_segment,
             "neighbours": cmd_neighbours, "viewer": cmd_viewer, "check-dataset": cmd_check_dataset,
-            "prepare-data": cmd_prepare_data, "backbones": cmd_backbones, "propagate": cmd_propagate}
+            "prepare-data": cmd_prepare_data, "backbones": cmd_backbones, "propagate": cmd_propagate,
+            "label": cmd_label}
 
 
 def _user_message(exc: Exception) -> str:

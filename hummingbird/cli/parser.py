@@ -30,6 +30,7 @@ from hummingbird.cli.argtypes import (
     unit_interval,
 )
 from hummingbird.cli.depth import TASK_DATASET_KINDS, add_task_args
+from hummingbird.cli.label import add_label_parser
 from hummingbird.cli.prepare import add_prepare_data_parser
 from hummingbird.cli.video import add_propagate_parser
 from hummingbird.datasets.cache import DATA_ENV
@@ -184,6 +185,9 @@ def _add_dataset_args(p: argparse.ArgumentParser, split_help: str, max_images_he
                         f"data cache (${DATA_ENV}, else ~/.cache/hummingbird/data), prepared there first when absent "
                         f"({', '.join(PREPARED_DATASETS)})")
     g.add_argument("--split", default=None, help=split_help)
+    g.add_argument("--images", dest="data_root", metavar="DIR", help="coco-json, labelme: the image folder (= --data-root)")
+    g.add_argument("--annotations", default=None, metavar="FILE.json",
+                   help="coco-json: the COCO JSON (polygons or RLE; categories are the classes); sets --split")
     g.add_argument("--max-images", type=positive_int, default=None, metavar="N", help=max_images_help)
     _add_num_classes_arg(g)
 
@@ -352,6 +356,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_prepare_data_parser(sub)
     add_propagate_parser(sub)
+    add_label_parser(sub)
 
     p = sub.add_parser("backbones", help="list the backbone presets",
                        description="Every backbone preset: patch size, feature width, depth, default input size, "

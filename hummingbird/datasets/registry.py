@@ -8,7 +8,9 @@ from hummingbird.datasets.ade20k import ADE20KSegmentation
 from hummingbird.datasets.base import PairedTransform, SegmentationDataset, read_id_list
 from hummingbird.datasets.cityscapes import CityscapesSegmentation
 from hummingbird.datasets.coco import COCOSegmentation
+from hummingbird.datasets.cocojson import COCOJsonSegmentation
 from hummingbird.datasets.folder import FolderSegmentation
+from hummingbird.datasets.labelme import LabelmeSegmentation
 from hummingbird.datasets.voc import VOCSegmentation
 from hummingbird.errors import DatasetError
 
@@ -36,5 +38,6 @@ def load_dataset(kind: str, root: str | Path, split: str, transform: PairedTrans
 
 
 DATASETS = {"voc": VOCSegmentation, "ade20k": ADE20KSegmentation, "folder": FolderSegmentation,
-            "coco_things": _coco("things"), "coco_stuff": _coco("stuff"), "cityscapes": CityscapesSegmentation}
+            "coco_things": _coco("things"), "coco_stuff": _coco("stuff"), "cityscapes": CityscapesSegmentation,
+            "coco-json": COCOJsonSegmentation, "labelme": LabelmeSegmentation}
 DATASET_KINDS = tuple(DATASETS)

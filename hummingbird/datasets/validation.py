@@ -65,7 +65,7 @@ def scan_dataset(kind: str, root: str, split: str, num_classes: int | None = Non
     report = DatasetReport(str(root), kind, split)
     try:
         extra = ({"num_classes": num_classes, "require_masks": False} if kind == "folder"
-                 else {"num_classes": num_classes} if kind == "voc" else {})
+                 else {"num_classes": num_classes} if kind in ("voc", "labelme") else {})
         dataset = load_dataset(kind, root, split, **extra)
     except DatasetError as exc:
         report.problems.append(str(exc))
@@ -77,8 +77,8 @@ def scan_dataset(kind: str, root: str, split: str, num_classes: int | None = Non
     counts = np.zeros(dataset.num_classes, dtype=np.int64)
     for index in tqdm(range(len(dataset)), desc="check", disable=not progress, unit="img"):
         sample = dataset.samples[index]
-        if sample.mask is None:
-            continue  # reported by the pairing check
+        if sample.mask is None and isinstance(dataset, FolderSegmentation):
+            continue  # reported by the pairing check (coco-json and labelme render their masks)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # conversions are listed in the report instead
             try:

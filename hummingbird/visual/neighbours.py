@@ -41,7 +41,7 @@ class SourceImages:
         root = data_root or meta.get("dataset_root")
         if root is None or not Path(root).exists():
             raise BankError(f"the bank's source images are not at {root!r}; pass {option('data_root')}")
-        extra = {"num_classes": bank.num_classes} if meta.get("dataset") in ("folder", "voc") else {}
+        extra = {"num_classes": bank.num_classes} if meta.get("dataset") in ("folder", "voc", "labelme") else {}
         dataset = load_dataset(meta["dataset"], root, meta["split"], **extra)
         by_id = {s.id: s.image for s in dataset.samples}
         self.paths = [by_id.get(i) for i in meta["image_ids"]]
