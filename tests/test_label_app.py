@@ -7,32 +7,19 @@ from __future__ import annotations
 
 import itertools
 import json
-import shutil
 import subprocess
 import sys
 import time
 
 import numpy as np
-import pytest
+from browser import headless_chromium
 from label_server import CLASSES, ROOT, LabelServer, voc_photos, wait_until
 from PIL import Image
 from realdata import real_voc, real_weights
 
 
 def _browser():
-    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (pip install selenium)")
-    chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
-    if not chromium or not driver:
-        pytest.skip("Debian packages chromium and chromium-driver are not installed (.ci/run installs them)")
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--window-size=1400,820"):
-        options.add_argument(flag)
-    options.binary_location = chromium
-    return webdriver.Chrome(service=Service(driver), options=options)
+    return headless_chromium(1400, 820)
 
 
 def _run(*args: str) -> subprocess.CompletedProcess:

@@ -1,12 +1,12 @@
 """Patch ↔ pixel geometry, neighbour grids (checked pixel by pixel), overlays, and the offline viewer."""
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from browser import headless_chromium
 from PIL import Image
 
 from hummingbird.cli.main import main
@@ -152,19 +152,7 @@ def test_viewer_data_round_trips_and_matches_the_bank(viewer_dir, tmp_path):
 
 
 def _browser():
-    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (pip install selenium)")
-    chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
-    if not chromium or not driver:
-        pytest.skip("Debian packages chromium and chromium-driver are not installed (.ci/run installs them)")
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--window-size=1300,760"):
-        options.add_argument(flag)
-    options.binary_location = chromium
-    return webdriver.Chrome(service=Service(driver), options=options)
+    return headless_chromium(1300, 760)
 
 
 @pytest.fixture(scope="module")
