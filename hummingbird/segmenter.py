@@ -26,7 +26,7 @@ from PIL import Image
 
 from hummingbird.building import build_bank, split_opener
 from hummingbird.datasets.base import SegmentationDataset
-from hummingbird.datasets.examples import MEMORY_DATASET, ExampleDataset, ExampleSources, as_rgb
+from hummingbird.datasets.examples import MEMORY_DATASET, ExampleDataset, ExampleSources, as_mask, as_rgb
 from hummingbird.errors import BankError, ConfigError, option
 from hummingbird.files.paths import require_bank, require_data_root
 from hummingbird.memory import search_store
@@ -201,7 +201,7 @@ class Segmenter:
         from hummingbird.memory.editing import replace_image_rows
 
         picture = self.read_image(image, image_id)
-        values = np.asarray(mask)
+        values = as_mask(mask, image_id)  # the checks and messages of from_examples' masks (channels, dtype)
         if values.shape != (picture.height, picture.width):
             raise ConfigError(f"{image_id}: mask is {'x'.join(map(str, values.shape[::-1]))}, its image "
                               f"{picture.width}x{picture.height}")
